@@ -1,0 +1,1 @@
+"""Market microstructure metrics from live books and trades (issue 5)."""

@@ -1,0 +1,8 @@
+"""App config for microstructure."""
+
+from django.apps import AppConfig
+
+
+class MicrostructureConfig(AppConfig):
+    name = "apps.microstructure"
+    label = "microstructure"

@@ -1,0 +1,1 @@
+"""Pure domain code of the microstructure app (no Django, Channels, Celery or Redis)."""

@@ -1,0 +1,1 @@
+"""Pure domain code of the orders app (no Django, Channels, Celery or Redis)."""

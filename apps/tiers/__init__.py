@@ -1,0 +1,1 @@
+"""Tiers, customers, API keys, authentication, rate limiting and usage metering."""

@@ -1,0 +1,1 @@
+"""Pure tier rules: rate-limit arithmetic, feature ladder, API-key header parsing, IP allow-lists."""

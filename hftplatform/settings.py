@@ -1,0 +1,231 @@
+"""Settings for every deployment, read from the environment (`.env.example` lists each variable).
+
+With no variables set the platform runs embedded: SQLite, local-memory cache, in-memory channel layer,
+in-process periodic jobs. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis. With
+`HFT_ENV=production` the settings fail closed: no default secret, DEBUG off, hosts required.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("HFT_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+HFT_ENV = os.environ.get("HFT_ENV", "development")
+IS_PRODUCTION = HFT_ENV == "production"
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if IS_PRODUCTION:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when HFT_ENV=production")
+    # Development only: a fixed, obviously insecure key so sessions survive restarts.
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+
+DEBUG = False if IS_PRODUCTION else env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "" if IS_PRODUCTION else "127.0.0.1,localhost,testserver,[::1]")
+if IS_PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set when HFT_ENV=production")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+if IS_PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "simple_history",
+    "hftplatform",
+    "apps.tiers",
+    "apps.orderbook",
+    "apps.microstructure",
+    "apps.orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+    "apps.tiers.middleware.RateLimitHeadersMiddleware",
+]
+
+ROOT_URLCONF = "hftplatform.urls"
+ASGI_APPLICATION = "hftplatform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    _db: dict[str, Any] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0))
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg 3's pool; Django requires CONN_MAX_AGE=0 with it.
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("HFT_DB_POOL_MIN", "2")),
+            "max_size": int(os.environ.get("HFT_DB_POOL_MAX", "20")),
+            "timeout": 10,
+        }
+    DATABASES = {"default": _db}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "hftplatform.sqlite3",
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer, Celery broker, rate limits, usage counters -----------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "hft",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and not os.environ.get("CELERY_BROKER_URL")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Platform -------------------------------------------------------------------------------------
+# How the rate limiter behaves when Redis cannot be reached: "local" falls back to a per-process
+# in-memory limiter (each process enforces the full limit, so a cluster of N processes may let up to
+# N times through while Redis is down); "deny" refuses with 503. See README "Rate limiting".
+HFT_RATELIMIT_ON_REDIS_DOWN = os.environ.get("HFT_RATELIMIT_ON_REDIS_DOWN", "local")
+if HFT_RATELIMIT_ON_REDIS_DOWN not in {"local", "deny"}:
+    raise ImproperlyConfigured("HFT_RATELIMIT_ON_REDIS_DOWN must be 'local' or 'deny'")
+# Seconds between pushes of each process's usage counters to Redis (or the database when embedded).
+HFT_USAGE_PUSH_S = float(os.environ.get("HFT_USAGE_PUSH_S", "2"))
+# Push usage from a background thread of each process (tests turn it off and push by hand).
+HFT_USAGE_BACKGROUND = env_bool("HFT_USAGE_BACKGROUND", True)
+# Seconds between flushes of usage counters from Redis into PostgreSQL (Celery beat).
+HFT_USAGE_FLUSH_S = float(os.environ.get("HFT_USAGE_FLUSH_S", "30"))
+# Proxies whose X-Forwarded-For is believed when finding the client IP for allow-lists.
+HFT_TRUSTED_PROXIES = env_list("HFT_TRUSTED_PROXIES")
+# Largest Authorization / X-API-Key header accepted; longer is a 400, never parsed.
+HFT_MAX_KEY_HEADER_BYTES = int(os.environ.get("HFT_MAX_KEY_HEADER_BYTES", "256"))
+# django-ratelimit rate for unauthenticated surfaces (admin login, public pages), per client IP.
+HFT_PUBLIC_RATE = os.environ.get("HFT_PUBLIC_RATE", "60/m")
+HFT_LOGIN_RATE = os.environ.get("HFT_LOGIN_RATE", "10/m")
+PORT = int(os.environ.get("PORT", "8000"))
+
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "hftplatform.views.ratelimited"
+if not REDIS_URL:
+    # Local memory is per process; django-ratelimit warns that it is not shared. Embedded mode is one
+    # process, so the limit is exact there.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+CELERY_BEAT_SCHEDULE = {
+    "flush-usage": {"task": "apps.tiers.tasks.flush_usage_task", "schedule": HFT_USAGE_FLUSH_S},
+}
+
+# --- DRF and OpenAPI ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.tiers.authentication.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.tiers.permissions.HasKeyPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hftplatform.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "hftplatform API",
+    "DESCRIPTION": (
+        "Market data and order entry for trading firms. Authenticate every call with an API key in "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>`. Every response carries rate-limit headers."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+
+# --- Static files, i18n ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+# Production serves collected files (`manage.py collectstatic`); development serves from the apps.
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or (str(BASE_DIR / "staticfiles") if IS_PRODUCTION else None)
+# Serve straight from the apps' static folders in development so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("HFT_LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}

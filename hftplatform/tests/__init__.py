@@ -1,0 +1,1 @@
+"""Tests of the project wiring: pages, admin and API docs served through the real ASGI stack."""

@@ -1,0 +1,215 @@
+"""Headless Chromium drives the landing page, Swagger UI, schema and admin, served by daphne over loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection
+from playwright.sync_api import Page, Request, Response, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium reaches for Google services, and on a closed
+# network those refused connections make page loads flaky.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT_S = 30.0
+UI_TIMEOUT_MS = 15_000
+SEEDED_TIERS = ["Free", "Basic", "Professional", "Enterprise", "HFT"]
+CAROL_PASSWORD = "carol-browser-test-password"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed (apt-get install chromium)"),
+    # The server is another process, so it only sees committed rows. serialized_rollback restores the
+    # tiers seeded by migration even if an earlier transactional test flushed them.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    log_path: Path
+
+
+@dataclass
+class FailedRequests:
+    """Same-origin requests that failed or answered >= 400, seen by one page."""
+
+    origin: str
+    failures: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        page.on("requestfailed", self._on_request_failed)
+        page.on("response", self._on_response)
+
+    def _is_ours(self, url: str) -> bool:
+        return url.startswith(self.origin + "/")
+
+    def _on_request_failed(self, request: Request) -> None:
+        if self._is_ours(request.url):
+            self.failures.append(f"{request.method} {request.url}: {request.failure}")
+
+    def _on_response(self, response: Response) -> None:
+        if self._is_ours(response.url) and response.status >= 400:
+            self.failures.append(f"{response.request.method} {response.url}: HTTP {response.status}")
+
+
+def server_database_url(workdir: Path) -> str:
+    """A DATABASE_URL naming the test database, for a server process that reads only the environment."""
+    if connection.vendor != "sqlite":
+        # The test database is the configured one with the test name; keep user, host and options as set.
+        return urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + connection.settings_dict["NAME"]).geturl()
+    if not connection.is_in_memory_db():
+        return f"sqlite:///{Path(connection.settings_dict['NAME']).resolve()}"
+    # Django's default SQLite test database lives in this process's memory, which no other process can
+    # open. Copy it to a file for the server; the test reads nothing the server writes, so a copy suffices.
+    snapshot = workdir / "server.sqlite3"
+    connection.ensure_connection()
+    with closing(sqlite3.connect(snapshot)) as target:
+        connection.connection.backup(target)
+    return f"sqlite:///{snapshot}"
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"daphne exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:  # noqa: S310 (loopback URL)
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    pytest.fail(f"daphne did not answer within {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def carol(transactional_db: None) -> User:
+    """Carol, a staff superuser."""
+    return User.objects.create_superuser("carol", "carol@example.com", CAROL_PASSWORD)
+
+
+@pytest.fixture
+def live_server_daphne(carol: User, tmp_path: Path) -> Iterator[LiveServer]:
+    """Daphne serving `hftplatform.asgi:application` on loopback, against the test database.
+
+    Carol is created first because SQLite's in-memory test database is copied when the server starts.
+    """
+    port = free_loopback_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "daphne.log"
+    env = {**os.environ, "DATABASE_URL": server_database_url(tmp_path), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hftplatform.asgi:application"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(process, url, log_path)
+        yield LiveServer(url, log_path)
+    finally:
+        # The server must be gone before the test database is flushed or dropped: PostgreSQL refuses to
+        # drop a database with open connections.
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def page(live_server_daphne: LiveServer) -> Iterator[Page]:
+    """A fresh Chromium page, started after the database work of the test's fixtures.
+
+    Playwright's sync API keeps an event loop running, and Django refuses ORM calls while one runs; so
+    the browser starts after the fixtures have written and stops before the database is flushed.
+    """
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(base_url=live_server_daphne.url)
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def expected_mode() -> str:
+    # The server reads REDIS_URL from the environment it inherits, not from this process's settings.
+    return "production" if os.environ.get("REDIS_URL") else "embedded"
+
+
+def test_landing_page_shows_running_mode_and_seeded_tiers(page: Page, tmp_path: Path) -> None:
+    page.goto("/")
+    expect(page.locator("#status")).to_contain_text("running")
+    expect(page.locator("#status")).to_contain_text(f"in {expected_mode()} mode")
+    expect(page.locator("#tiers tbody tr td:first-child")).to_have_text(SEEDED_TIERS)
+    expect(page.locator("#docs-link")).to_have_attribute("href", "/api/docs/")
+    expect(page.locator("#admin-link")).to_have_attribute("href", "/admin/")
+    page.screenshot(path=tmp_path / "landing.png", full_page=True)
+
+
+def test_docs_link_opens_swagger_ui_from_local_static_files(
+    page: Page, live_server_daphne: LiveServer, tmp_path: Path
+) -> None:
+    failed = FailedRequests(live_server_daphne.url)
+    failed.watch(page)
+    page.goto("/")
+    page.locator("#docs-link").click()
+    page.wait_for_url("**/api/docs/")
+    # Swagger UI renders one .opblock per operation once the bundle has run and fetched the schema.
+    expect(page.locator(".opblock", has_text="/api/hft/rate-limits")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=tmp_path / "swagger.png", full_page=True)
+    assert failed.failures == []
+
+
+def test_schema_url_serves_openapi_3_yaml(page: Page) -> None:
+    response = page.goto("/api/schema/")
+    assert response is not None
+    assert response.status == 200
+    assert "openapi: 3" in response.text()
+
+
+def test_staff_user_logs_in_to_admin_through_the_form(page: Page, carol: User) -> None:
+    page.goto("/admin/")
+    page.wait_for_url("**/admin/login/?next=/admin/")
+    page.locator("#id_username").fill(carol.username)
+    page.locator("#id_password").fill(CAROL_PASSWORD)
+    page.locator("input[type=submit]").click()
+    page.wait_for_url("**/admin/")
+    # Either header passes: the site header may be renamed from Django's default to "hftplatform admin".
+    expect(page.locator("body")).to_contain_text(re.compile("hftplatform admin|Site administration"))
+    expect(page.locator("#logout-form")).to_be_attached()
