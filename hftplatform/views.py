@@ -25,10 +25,10 @@ def login_rate(group: str, request: HttpRequest) -> str:
 
 def public(view: Any) -> Any:
     """Guard an unauthenticated view with django-ratelimit, per client IP."""
-    return ratelimit(key="ip", rate=public_rate, block=True)(view)
+    return ratelimit(group="public", key="ip", rate=public_rate, block=True)(view)
 
 
-@method_decorator(ratelimit(key="ip", rate=public_rate, block=True), name="get")
+@method_decorator(ratelimit(group="public", key="ip", rate=public_rate, block=True), name="get")
 class LandingView(TemplateView):
     template_name = "landing.html"
 
@@ -51,7 +51,7 @@ class HealthView(View):
 class RateLimitedAdminLoginView(View):
     """Admin login behind a per-IP limit on POST, so passwords cannot be guessed at speed."""
 
-    @method_decorator(ratelimit(key="ip", rate=login_rate, method="POST", block=True))
+    @method_decorator(ratelimit(group="admin-login", key="ip", rate=login_rate, method="POST", block=True))
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return admin.site.login(request)
 

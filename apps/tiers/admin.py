@@ -339,7 +339,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
             return HttpResponseRedirect(key_change_url(obj))
         return HttpResponseRedirect(reverse("admin:tiers_apikey_changelist"))
 
-    def log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
+    def _disabled_log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
         return self._log(request, obj, ADDITION, message)
 
     def log_change(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:

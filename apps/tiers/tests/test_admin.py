@@ -72,7 +72,13 @@ def test_created_key_secret_is_shown_once_and_only_its_hash_is_stored(admin_clie
     assert key.hashed_key != secret
     assert secret not in key.hashed_key
     assert Client().get(URL, **bearer(secret)).status_code == 200
-    for page in (KEYS, key_page(key), f"{key_page(key)}../history/", "/admin/", f"{CUSTOMERS}{bob.customer.pk}/change/"):
+    for page in (
+        KEYS,
+        key_page(key),
+        f"{key_page(key)}../history/",
+        "/admin/",
+        f"{CUSTOMERS}{bob.customer.pk}/change/",
+    ):
         assert secret not in admin_client.get(page).content.decode(), page
 
 
@@ -130,9 +136,7 @@ def test_keys_cannot_be_deleted_in_the_admin(admin_client: Client, alice: Person
     assert APIKey.objects.filter(pk=alice.key.pk).exists()
 
 
-def test_sales_can_change_tier_and_the_change_is_recorded(
-    sales_client: Client, sales_user: User, bob: Persona
-) -> None:
+def test_sales_can_change_tier_and_the_change_is_recorded(sales_client: Client, sales_user: User, bob: Persona) -> None:
     page = f"{CUSTOMERS}{bob.customer.pk}/change/"
     enterprise = Tier.objects.get(slug="enterprise")
     response = sales_client.post(page, {"tier": enterprise.pk, "_save": "Save"})
