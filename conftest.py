@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
+
+    from apps.tiers.models import APIKey, Customer
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -30,6 +37,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_platform_state(settings: Any) -> Iterator[None]:
     """Each test starts with empty in-process caches and limiter, and the settings' Redis."""
+    from apps.orderbook.services.market import reset_market
+    from apps.orderbook.services.reads import forget_catalogue
     from apps.tiers.services import redis_client
     from apps.tiers.services.auth import key_cache
     from apps.tiers.services.ratelimit import limiter
@@ -42,8 +51,39 @@ def _fresh_platform_state(settings: Any) -> Iterator[None]:
     limiter.memory.reset()
     accumulator.take()
     redis_client.reset_client()
+    reset_market()
+    forget_catalogue()
     yield
     redis_client.reset_client()
+    reset_market()
+
+
+VENUES_DIR = Path(__file__).resolve().parent.parent / "shared" / "data" / "venues"
+
+
+def recording(name: str) -> Path:
+    """A recorded venue file from ../shared (CI has it; elsewhere the test skips with a reason)."""
+    path = VENUES_DIR / name
+    if not path.exists():
+        pytest.skip(f"{path} not found: the recordings live in ../shared/data/venues")
+    return path
+
+
+@pytest.fixture
+def market_redis(settings: Any) -> Iterator[str]:
+    """Point the market-data bus at a real, emptied Redis."""
+    url = redis_url_or_skip()
+    settings.REDIS_URL = url
+    import redis
+
+    from apps.orderbook.services.market import reset_market
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    reset_market()
+    yield url
+    reset_market()
+    client.flushdb()
 
 
 def redis_url_or_skip() -> str:
@@ -57,3 +97,46 @@ def redis_url_or_skip() -> str:
     except redis.RedisError as exc:
         pytest.skip(f"Redis at {url} unreachable: {exc}")
     return url
+
+
+@dataclass
+class Persona:
+    """A customer with one API key, and an API client that sends it."""
+
+    customer: Customer
+    key: APIKey
+    secret: str
+
+    def client(self, **headers: str) -> APIClient:
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.secret}", **headers)
+        return client
+
+
+def make_persona(name: str, tier_slug: str, **key_options: Any) -> Persona:
+    from apps.tiers.models import Customer, Tier
+    from apps.tiers.services.accounts import issue_key
+
+    customer = Customer.objects.create(name=name, tier=Tier.objects.get(slug=tier_slug))
+    key, secret = issue_key(customer, label=f"{name} key", **key_options)
+    return Persona(customer, key, secret)
+
+
+@pytest.fixture
+def alice(db: None) -> Persona:
+    """A professional-tier customer with a read-and-trade key."""
+    return make_persona("Alice Capital", "professional", can_trade=True)
+
+
+@pytest.fixture
+def bob(db: None) -> Persona:
+    """A free-tier customer with a read-only key."""
+    return make_persona("Bob Trading", "free")
+
+
+@pytest.fixture
+def carol(db: None) -> Persona:
+    """A basic-tier customer (delta history of 100)."""
+    return make_persona("Carol Markets", "basic")

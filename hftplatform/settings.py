@@ -175,6 +175,16 @@ HFT_PUBLIC_RATE = os.environ.get("HFT_PUBLIC_RATE", "60/m")
 HFT_LOGIN_RATE = os.environ.get("HFT_LOGIN_RATE", "10/m")
 PORT = int(os.environ.get("PORT", "8000"))
 
+# --- Market data ----------------------------------------------------------------------------------
+# Venue feeds, JSON (see .env.example and README "Feeds"); unset: the built-in simulated venue.
+HFT_FEEDS = os.environ.get("HFT_FEEDS", "")
+# Events kept per book for delta history (the most any tier may read back).
+HFT_DELTA_HISTORY = int(os.environ.get("HFT_DELTA_HISTORY", "100000"))
+# The simulated venue of the embedded run: port, symbols (our symbols), updates per second.
+HFT_SIM_PORT = int(os.environ.get("HFT_SIM_PORT", "9100"))
+HFT_SIM_SYMBOLS = env_list("HFT_SIM_SYMBOLS", "BTC-USDT,ETH-USDT")
+HFT_SIM_RATE = float(os.environ.get("HFT_SIM_RATE", "200"))
+
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "hftplatform.views.ratelimited"
 if not REDIS_URL:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/schema/", views.public(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", views.public(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     path("api/hft/", include("apps.tiers.urls")),
+    path("api/hft/", include("apps.orderbook.urls")),
 ]
 
 handler404 = "hftplatform.views.not_found"

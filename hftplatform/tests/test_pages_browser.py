@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from playwright.sync_api import Page, Request, Response, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -102,17 +103,18 @@ class FailedRequests:
 
 def server_database_url(workdir: Path) -> str:
     """A DATABASE_URL naming the test database, for a server process that reads only the environment."""
-    if connection.vendor != "sqlite":
+    database = connections[DEFAULT_DB_ALIAS]
+    if not isinstance(database, SQLiteDatabaseWrapper):
         # The test database is the configured one with the test name; keep user, host and options as set.
-        return urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + connection.settings_dict["NAME"]).geturl()
-    if not connection.is_in_memory_db():
-        return f"sqlite:///{Path(connection.settings_dict['NAME']).resolve()}"
+        return urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + database.settings_dict["NAME"]).geturl()
+    if not database.is_in_memory_db():
+        return f"sqlite:///{Path(database.settings_dict['NAME']).resolve()}"
     # Django's default SQLite test database lives in this process's memory, which no other process can
     # open. Copy it to a file for the server; the test reads nothing the server writes, so a copy suffices.
     snapshot = workdir / "server.sqlite3"
-    connection.ensure_connection()
+    database.ensure_connection()
     with closing(sqlite3.connect(snapshot)) as target:
-        connection.connection.backup(target)
+        database.connection.backup(target)
     return f"sqlite:///{snapshot}"
 
 
@@ -183,10 +185,16 @@ def expected_mode() -> str:
     return "production" if os.environ.get("REDIS_URL") else "embedded"
 
 
+def expected_database() -> str:
+    # The landing page names the backend module ("sqlite3", "postgresql") the server was given.
+    return str(connection.settings_dict["ENGINE"]).rsplit(".", 1)[-1]
+
+
 def test_landing_page_shows_running_mode_and_seeded_tiers(page: Page, tmp_path: Path) -> None:
     page.goto("/")
     expect(page.locator("#status")).to_contain_text("running")
     expect(page.locator("#status")).to_contain_text(f"in {expected_mode()} mode")
+    expect(page.locator("#status")).to_contain_text(f"database {expected_database()}")
     expect(page.locator("#tiers tbody tr td:first-child")).to_have_text(SEEDED_TIERS)
     expect(page.locator("#docs-link")).to_have_attribute("href", "/api/docs/")
     expect(page.locator("#admin-link")).to_have_attribute("href", "/admin/")

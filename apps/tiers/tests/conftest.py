@@ -1,48 +1,16 @@
-"""Fixtures of the tiers tests: personas with keys, and the two limiter backends."""
+"""Fixtures of the tiers tests: Redis, and the two limiter backends (personas live in the root conftest)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
-from apps.tiers.models import APIKey, Customer, Tier
 from apps.tiers.services import redis_client
-from apps.tiers.services.accounts import issue_key
-from conftest import redis_url_or_skip
+from conftest import Persona, make_persona, redis_url_or_skip
 
-
-@dataclass
-class Persona:
-    customer: Customer
-    key: APIKey
-    secret: str
-
-    def client(self, **headers: str) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.secret}", **headers)
-        return client
-
-
-def make_persona(name: str, tier_slug: str, **key_options: Any) -> Persona:
-    customer = Customer.objects.create(name=name, tier=Tier.objects.get(slug=tier_slug))
-    key, secret = issue_key(customer, label=f"{name} key", **key_options)
-    return Persona(customer, key, secret)
-
-
-@pytest.fixture
-def alice(db: None) -> Persona:
-    """A professional-tier customer with a read-and-trade key."""
-    return make_persona("Alice Capital", "professional", can_trade=True)
-
-
-@pytest.fixture
-def bob(db: None) -> Persona:
-    """A free-tier customer with a read-only key."""
-    return make_persona("Bob Trading", "free")
+__all__ = ["Persona", "make_persona"]
 
 
 @pytest.fixture

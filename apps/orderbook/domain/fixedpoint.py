@@ -1,0 +1,63 @@
+"""Exact decimal text ↔ fixed-point integers: `units = value * 10**exponent`, never through float."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+
+class PrecisionError(ValueError):
+    """The text has more significant decimals than the instrument's exponent allows, or is no number."""
+
+
+def to_units(text: str, exponent: int) -> int:
+    """`"123.4500"` with exponent 6 → 123450000. Raises PrecisionError if precision would be lost."""
+    whole, dot, frac = text.partition(".")
+    if "e" in text or "E" in text or not whole.lstrip("-").isdigit() and whole not in ("", "-"):
+        return _to_units_slow(text, exponent)
+    if len(frac) > exponent:
+        extra = frac[exponent:]
+        if extra.strip("0"):
+            raise PrecisionError(f"{text!r} has more than {exponent} decimals")
+        frac = frac[:exponent]
+    if dot and not frac.isdigit() and frac != "":
+        raise PrecisionError(f"not a decimal: {text!r}")
+    digits = (whole or "0") + frac.ljust(exponent, "0")
+    try:
+        return int(digits)
+    except ValueError as exc:
+        raise PrecisionError(f"not a decimal: {text!r}") from exc
+
+
+def _to_units_slow(text: str, exponent: int) -> int:
+    try:
+        value = Decimal(text).scaleb(exponent)
+    except InvalidOperation as exc:
+        raise PrecisionError(f"not a decimal: {text!r}") from exc
+    if not value.is_finite() or value != value.to_integral_value():
+        raise PrecisionError(f"{text!r} does not fit {exponent} decimals")
+    return int(value)
+
+
+def from_units(units: int, exponent: int) -> str:
+    """Canonical decimal text: 123450000, 6 → "123.45"; trailing zeros dropped, no exponent notation."""
+    if exponent == 0:
+        return str(units)
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10**exponent)
+    frac_text = str(frac).rjust(exponent, "0").rstrip("0")
+    return f"{sign}{whole}.{frac_text}" if frac_text else f"{sign}{whole}"
+
+
+def rescale(units: int, from_exponent: int, to_exponent: int) -> int:
+    """Units at one exponent expressed at a finer (or equal) one."""
+    if to_exponent < from_exponent:
+        raise PrecisionError("rescaling to a coarser exponent would lose precision")
+    return units * 10 ** (to_exponent - from_exponent)
+
+
+def decimals_of(text: str) -> int:
+    """Number of decimals written in `text` ("0.10" → 2)."""
+    if "e" in text or "E" in text:
+        exponent = Decimal(text).as_tuple().exponent
+        return max(0, -exponent) if isinstance(exponent, int) else 0
+    return len(text.partition(".")[2])

@@ -1,0 +1,1 @@
+"""Pure protocol logic of each venue: parse, synchronise, verify; no sockets, no clock."""

@@ -1,0 +1,1 @@
+"""Use cases and I/O of the orderbook app: bus, hub, publisher, feed runners."""

@@ -1,0 +1,194 @@
+"""MarketDataBus: sequences, keeps and distributes book events. In process when embedded, Redis otherwise.
+
+Redis layout, per book `B`: `hft:md:seq:B` the last sequence (INCR, so it survives a feed-runner
+restart), `hft:md:hist:B` a stream of events with ids `<seq>-0` (XADD MAXLEN ~ HFT_DELTA_HISTORY),
+`hft:md:ckpt:B` the latest snapshot checkpoint; live events on channel `hft:md:live`; `hft:md:books`
+the set of books. One Lua call per event numbers it, stores it and publishes it atomically, so no
+subscriber can see a sequence that history lacks; a batch of events is one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import orjson
+import redis
+
+from apps.orderbook.domain.book import Level
+from apps.orderbook.domain.events import BookEvent, Trade
+from apps.orderbook.domain.wire import decode_event, encode_event, encode_trade, event_fields
+
+LIVE_CHANNEL = "hft:md:live"
+TRADES_CHANNEL = "hft:md:trades"
+BOOKS_KEY = "hft:md:books"
+
+PUBLISH_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+local payload = '{"s":' .. seq .. ',' .. ARGV[1]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', payload)
+redis.call('PUBLISH', ARGV[3], payload)
+redis.call('SADD', KEYS[3], ARGV[4])
+return seq
+"""
+
+Listener = Callable[[BookEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An event before the bus gives it its sequence number."""
+
+    book: str
+    kind: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    price_exp: int
+    size_exp: int
+    exchange_ts_ns: int | None
+    receive_ts_ns: int
+    reason: str = ""
+
+    def numbered(self, seq: int, publish_ts_ns: int) -> BookEvent:
+        return BookEvent(
+            self.book, seq, self.kind, self.bids, self.asks, self.price_exp, self.size_exp,
+            self.exchange_ts_ns, self.receive_ts_ns, publish_ts_ns, self.reason,
+        )
+
+
+class MarketDataBus(Protocol):
+    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]: ...
+    def publish_trades(self, trades: list[Trade]) -> None: ...
+    def checkpoint(self, event: BookEvent) -> None: ...
+    def load_checkpoint(self, book: str) -> BookEvent | None: ...
+    def history(self, book: str, after_seq: int, limit: int) -> list[BookEvent]: ...
+    def bounds(self, book: str) -> tuple[int, int]:
+        """(oldest sequence still in history, latest sequence); (0, 0) for an unknown book."""
+        ...
+    def books(self) -> list[str]: ...
+
+
+class InProcessBus:
+    """The embedded bus: everything in this process's memory; listeners are called synchronously."""
+
+    def __init__(self, history_length: int) -> None:
+        self._lock = threading.Lock()
+        self._history_length = history_length
+        self._seq: dict[str, int] = {}
+        self._history: dict[str, deque[BookEvent]] = {}
+        self._checkpoints: dict[str, BookEvent] = {}
+        self._listeners: list[Listener] = []
+        self._trade_listeners: list[Callable[[Trade], None]] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def subscribe_trades(self, listener: Callable[[Trade], None]) -> None:
+        self._trade_listeners.append(listener)
+
+    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]:
+        events = []
+        with self._lock:
+            for item in pending:
+                seq = self._seq.get(item.book, 0) + 1
+                self._seq[item.book] = seq
+                event = item.numbered(seq, publish_ts_ns)
+                history = self._history.get(item.book)
+                if history is None:
+                    history = self._history[item.book] = deque(maxlen=self._history_length)
+                history.append(event)
+                events.append(event)
+        for event in events:
+            for listener in self._listeners:
+                listener(event)
+        return events
+
+    def publish_trades(self, trades: list[Trade]) -> None:
+        for trade in trades:
+            for listener in self._trade_listeners:
+                listener(trade)
+
+    def checkpoint(self, event: BookEvent) -> None:
+        self._checkpoints[event.book] = event
+
+    def load_checkpoint(self, book: str) -> BookEvent | None:
+        return self._checkpoints.get(book)
+
+    def history(self, book: str, after_seq: int, limit: int) -> list[BookEvent]:
+        with self._lock:
+            history = self._history.get(book)
+            if not history:
+                return []
+            start = after_seq + 1 - history[0].seq  # seqs in a deque are consecutive
+            if start < 0:
+                return []
+            return [history[i] for i in range(start, min(len(history), start + limit))]
+
+    def bounds(self, book: str) -> tuple[int, int]:
+        with self._lock:
+            history = self._history.get(book)
+            if not history:
+                return (0, self._seq.get(book, 0))
+            return (history[0].seq, history[-1].seq)
+
+    def books(self) -> list[str]:
+        return sorted(self._seq)
+
+
+class RedisBus:
+    def __init__(self, client: redis.Redis, history_length: int) -> None:
+        self._client = client
+        self._history_length = history_length
+        self._script = client.register_script(PUBLISH_LUA)
+
+    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]:
+        if not pending:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for item in pending:
+            body = orjson.dumps({k: v for k, v in event_fields(item.numbered(0, publish_ts_ns)).items() if k != "s"})
+            self._script(
+                keys=[f"hft:md:seq:{item.book}", f"hft:md:hist:{item.book}", BOOKS_KEY],
+                args=[body[1:], self._history_length, LIVE_CHANNEL, item.book],
+                client=pipe,
+            )
+        seqs = pipe.execute()
+        return [item.numbered(int(seq), publish_ts_ns) for item, seq in zip(pending, seqs, strict=True)]
+
+    def publish_trades(self, trades: list[Trade]) -> None:
+        if not trades:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for trade in trades:
+            raw = encode_trade(trade)
+            pipe.xadd(f"hft:md:trades:{trade.symbol}", {"t": raw}, maxlen=10_000, approximate=True)
+            pipe.publish(TRADES_CHANNEL, raw)
+        pipe.execute()
+
+    def checkpoint(self, event: BookEvent) -> None:
+        self._client.set(f"hft:md:ckpt:{event.book}", encode_event(event))
+
+    def load_checkpoint(self, book: str) -> BookEvent | None:
+        raw = cast(bytes | None, self._client.get(f"hft:md:ckpt:{book}"))
+        return decode_event(raw) if raw else None
+
+    def history(self, book: str, after_seq: int, limit: int) -> list[BookEvent]:
+        rows = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            self._client.xrange(f"hft:md:hist:{book}", min=f"{after_seq + 1}-0", max="+", count=limit),
+        )
+        return [decode_event(fields[b"e"]) for _, fields in rows]
+
+    def bounds(self, book: str) -> tuple[int, int]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xrange(f"hft:md:hist:{book}", count=1)
+        pipe.get(f"hft:md:seq:{book}")
+        first, latest = pipe.execute()
+        oldest = int(first[0][0].split(b"-")[0]) if first else 0
+        return (oldest, int(latest or 0))
+
+    def books(self) -> list[str]:
+        return sorted(b.decode() for b in cast(set[bytes], self._client.smembers(BOOKS_KEY)))

@@ -1,0 +1,151 @@
+"""FeedPublisher: turns connector outputs into sequenced book events for venue and consolidated books.
+
+It keeps its own replica of every book it publishes, to write snapshot checkpoints, and the consolidated
+book of each instrument. A venue that goes stale leaves its instrument's consolidated book; when no venue
+of an instrument is live, the consolidated book itself is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from apps.orderbook.domain.book import ASK, BID, Level
+from apps.orderbook.domain.consolidated import ConsolidatedBook
+from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookChange, BookEvent, BookStale, Trade, book_id
+from apps.orderbook.domain.protocol import Output, Verified
+from apps.orderbook.domain.replica import BookReplica
+from apps.orderbook.services.bus import MarketDataBus, Pending
+
+logger = logging.getLogger(__name__)
+CONSOLIDATED = "consolidated"
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    price_exp: int
+    size_exp: int
+
+
+class FeedPublisher:
+    def __init__(
+        self,
+        bus: MarketDataBus,
+        listings: dict[tuple[str, str], Precision],
+        instruments: dict[str, Precision],
+        clock: Callable[[], int],
+        checkpoint_every_ns: int = 1_000_000_000,
+    ) -> None:
+        self.bus = bus
+        self.listings = listings
+        self.instruments = instruments
+        self.clock = clock
+        self.checkpoint_every_ns = checkpoint_every_ns
+        self.replicas: dict[str, BookReplica] = {}
+        self.consolidated: dict[str, ConsolidatedBook] = {}
+        self.live_venues: dict[str, set[str]] = {}
+        self.checks: Counter[tuple[str, str, bool]] = Counter()
+        self._last_checkpoint: dict[str, int] = {}
+
+    def handle(self, outputs: Iterable[Output]) -> list[BookEvent]:
+        pending: list[Pending] = []
+        trades: list[Trade] = []
+        for output in outputs:
+            if isinstance(output, BookChange):
+                pending += self._on_change(output)
+            elif isinstance(output, BookStale):
+                pending += self._on_stale(output)
+            elif isinstance(output, Trade):
+                trades.append(output)
+            elif isinstance(output, Verified):
+                self.checks[(output.symbol, output.check, output.is_ok)] += 1
+                if not output.is_ok:
+                    logger.warning("%s check failed on %s: %s", output.check, output.symbol, output.detail)
+        now = self.clock()
+        events = self.bus.publish(pending, now) if pending else []
+        if trades:
+            self.bus.publish_trades(trades)
+        for event in events:
+            self._after_publish(event, now)
+        return events
+
+    def _on_change(self, change: BookChange) -> list[Pending]:
+        venue_prec = self.listings[(change.venue, change.symbol)]
+        kind = SNAPSHOT if change.is_reset else DELTA
+        out = [
+            Pending(
+                book_id(change.venue, change.symbol), kind, change.bids, change.asks, venue_prec.price_exp,
+                venue_prec.size_exp, change.exchange_ts_ns, change.receive_ts_ns,
+            )
+        ]
+        book = self._consolidated(change.symbol)
+        bids, asks = book.apply(
+            change.venue, change.bids, change.asks,
+            price_exp=venue_prec.price_exp, size_exp=venue_prec.size_exp, is_reset=change.is_reset,
+        )
+        live = self.live_venues.setdefault(change.symbol, set())
+        was_live = bool(live)
+        live.add(change.venue)
+        out.append(self._consolidated_event(change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns))
+        return [p for p in out if p.kind != DELTA or p.bids or p.asks]
+
+    def _on_stale(self, stale: BookStale) -> list[Pending]:
+        prec = self.listings[(stale.venue, stale.symbol)]
+        out = [
+            Pending(
+                book_id(stale.venue, stale.symbol), STALE, (), (), prec.price_exp, prec.size_exp, None,
+                stale.receive_ts_ns, stale.reason,
+            )
+        ]
+        book = self._consolidated(stale.symbol)
+        bids, asks = book.remove_venue(stale.venue)
+        live = self.live_venues.setdefault(stale.symbol, set())
+        live.discard(stale.venue)
+        cons = book_id(CONSOLIDATED, stale.symbol)
+        prec_c = self.instruments[stale.symbol]
+        if not live:
+            out.append(Pending(cons, STALE, (), (), prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns,
+                               f"no live venue ({stale.venue}: {stale.reason})"))
+        elif bids or asks:
+            out.append(Pending(cons, DELTA, bids, asks, prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns))
+        return out
+
+    def _consolidated_event(
+        self, symbol: str, bids: tuple[Level, ...], asks: tuple[Level, ...], was_live: bool, exchange_ts_ns: int | None, receive_ts_ns: int
+    ) -> Pending:
+        prec = self.instruments[symbol]
+        cons = book_id(CONSOLIDATED, symbol)
+        replica = self.replicas.get(cons)
+        if was_live and replica is not None and not replica.is_stale:
+            return Pending(cons, DELTA, bids, asks, prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
+        # First live venue (again): the consolidated book restarts with a snapshot of everything it holds.
+        book = self.consolidated[symbol]
+        return Pending(cons, SNAPSHOT, book.levels(BID), book.levels(ASK), prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
+
+    def _consolidated(self, symbol: str) -> ConsolidatedBook:
+        book = self.consolidated.get(symbol)
+        if book is None:
+            prec = self.instruments[symbol]
+            book = self.consolidated[symbol] = ConsolidatedBook(prec.price_exp, prec.size_exp)
+        return book
+
+    def _after_publish(self, event: BookEvent, now: int) -> None:
+        replica = self.replicas.get(event.book)
+        if replica is None or event.seq != replica.seq + 1 and event.kind != SNAPSHOT:
+            # A new book, or a sequence this process did not continue (another runner, a Redis reset):
+            # start a replica from here; the next checkpoint is written from its first snapshot.
+            replica = self.replicas[event.book] = BookReplica(event.book, event.price_exp, event.size_exp)
+        replica.apply(event)
+        due = now - self._last_checkpoint.get(event.book, 0) >= self.checkpoint_every_ns
+        if event.kind in (SNAPSHOT, STALE) or due:
+            self.bus.checkpoint(replica.snapshot_event(now))
+            self._last_checkpoint[event.book] = now
+
+    def flush_checkpoints(self) -> None:
+        now = self.clock()
+        for book, replica in self.replicas.items():
+            if replica.seq:
+                self.bus.checkpoint(replica.snapshot_event(now))
+                self._last_checkpoint[book] = now

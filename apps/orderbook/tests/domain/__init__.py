@@ -1,0 +1,1 @@
+"""Database-free tests of the orderbook domain."""

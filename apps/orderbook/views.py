@@ -1,0 +1,67 @@
+"""Order-book REST: instruments, book snapshots and sequenced deltas (tier-checked by the default classes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.orderbook.serializers import (
+    DeltasQuerySerializer,
+    DeltasSerializer,
+    InstrumentSerializer,
+    SnapshotQuerySerializer,
+    SnapshotSerializer,
+)
+from apps.orderbook.services.reads import book_deltas, book_snapshot, catalogue
+
+DEFAULT_DEPTH = 100
+PAIR = OpenApiParameter("pair", str, OpenApiParameter.PATH, description="BTC-USD or BTC/USD")
+
+
+def tier_limit(request: Request, name: str) -> Any:
+    """A limit of the caller's tier (the principal is set by the platform's authentication)."""
+    return getattr(request.user.tier, name)
+
+
+class ListInstrumentsView(APIView):
+    @extend_schema(responses=InstrumentSerializer(many=True), operation_id="instruments")
+    def get(self, request: Request) -> Response:
+        """Every instrument with its listings, precision, and the id the binary protocol uses."""
+        return Response(list(catalogue().instruments.values()))
+
+
+class BookSnapshotView(APIView):
+    required_feature = "snapshots"
+
+    @extend_schema(parameters=[PAIR, SnapshotQuerySerializer], responses=SnapshotSerializer, operation_id="snapshot")
+    def get(self, request: Request, pair: str) -> Response:
+        """The book now, from this process's replica; depth is capped by your tier."""
+        query = SnapshotQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        cap = tier_limit(request, "max_book_depth")
+        requested = query.validated_data.get("depth", DEFAULT_DEPTH if cap is None else min(cap, DEFAULT_DEPTH))
+        depth = requested if cap is None else min(requested, cap)
+        body = book_snapshot(pair, query.validated_data.get("venue"), depth)
+        body["depth_capped"] = depth < requested
+        return Response(body)
+
+
+class BookDeltasView(APIView):
+    required_feature = "delta_history"
+
+    @extend_schema(parameters=[PAIR, DeltasQuerySerializer], responses=DeltasSerializer, operation_id="deltas")
+    def get(self, request: Request, pair: str) -> Response:
+        """Deltas since_sequence+1, +2, ... in order (resets included as `snapshot`); 410 past your history."""
+        query = DeltasQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(
+            book_deltas(
+                pair, data.get("venue"), data["since_sequence"], data["limit"],
+                tier_limit(request, "delta_history_length"),
+            )
+        )
