@@ -56,7 +56,11 @@ class EmbeddedMarket:
 
         symbols = {s.replace("-", ""): SIM_MIDS.get(s, "100.00") for s in feed.instruments}
         venue = SimulatedVenue(symbols, rate_per_s=settings.HFT_SIM_RATE, seed=None)
-        self.sim_port = self.loop.run_until_complete(venue.start("127.0.0.1", settings.HFT_SIM_PORT))
+        try:
+            self.sim_port = self.loop.run_until_complete(venue.start("127.0.0.1", settings.HFT_SIM_PORT))
+        except OSError:
+            logger.warning("port %s is taken; the simulated venue takes a free one", settings.HFT_SIM_PORT)
+            self.sim_port = self.loop.run_until_complete(venue.start("127.0.0.1", 0))
         base = f"127.0.0.1:{self.sim_port}"
         logger.info("simulated venue on http://%s (%s)", base, ", ".join(symbols))
         return replace(feed, ws_url=f"ws://{base}", rest_url=f"http://{base}")

@@ -184,6 +184,8 @@ HFT_DELTA_HISTORY = int(os.environ.get("HFT_DELTA_HISTORY", "100000"))
 HFT_SIM_PORT = int(os.environ.get("HFT_SIM_PORT", "9100"))
 HFT_SIM_SYMBOLS = env_list("HFT_SIM_SYMBOLS", "BTC-USDT,ETH-USDT")
 HFT_SIM_RATE = float(os.environ.get("HFT_SIM_RATE", "200"))
+# A feed runner's Redis lease; the beat job restarts any feed whose lease lapsed.
+HFT_FEED_LEASE_MS = int(os.environ.get("HFT_FEED_LEASE_MS", "15000"))
 
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "hftplatform.views.ratelimited"
@@ -194,6 +196,13 @@ if not REDIS_URL:
 
 CELERY_BEAT_SCHEDULE = {
     "flush-usage": {"task": "apps.tiers.tasks.flush_usage_task", "schedule": HFT_USAGE_FLUSH_S},
+    "supervise-feeds": {"task": "apps.orderbook.tasks.supervise_feeds", "schedule": HFT_FEED_LEASE_MS / 1000},
+}
+# Feed runners are long-lived tasks on their own queue, acknowledged on receipt (a lease, not a redelivery,
+# guarantees a single holder), one per worker process.
+CELERY_TASK_ROUTES = {
+    "apps.orderbook.tasks.run_feed_task": {"queue": "feeds"},
+    "apps.orderbook.tasks.run_consolidator_task": {"queue": "feeds"},
 }
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -90,7 +91,7 @@ class SimulatedVenue:
 
     def __init__(
         self,
-        symbols: dict[str, str | Decimal | int],
+        symbols: Mapping[str, str | Decimal | int],
         *,
         rate_per_s: float,
         seed: int | None = None,

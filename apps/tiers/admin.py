@@ -330,7 +330,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
         response: HttpResponse = super().history_view(request, object_id, context)
         return response
 
-    def _disabled_response_add(self, request: HttpRequest, obj: APIKey, post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(self, request: HttpRequest, obj: APIKey, post_url_continue: str | None = None) -> HttpResponse:
         # Django's own message links the new key by pk; the secret's message is already queued by save_model.
         self.message_user(request, f"The API key “{obj.name}” was added.", messages.SUCCESS)
         if "_addanother" in request.POST:
@@ -339,7 +339,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
             return HttpResponseRedirect(key_change_url(obj))
         return HttpResponseRedirect(reverse("admin:tiers_apikey_changelist"))
 
-    def log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
+    def _disabled_log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
         return self._log(request, obj, ADDITION, message)
 
     def log_change(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:

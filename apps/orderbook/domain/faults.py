@@ -7,13 +7,15 @@ written, each optionally limited to one recorded conn with `@CONN` (default: eve
     dup:SEL[:LATER]                send it again right after itself, or after LATER more frames matching
                                    KIND:INST (an old frame arriving late)
     corrupt:SEL                    nudge one size in that OKX `books` or Kraken v1 `book` frame so its
-                                   checksum fails (the level is one that lands in the checksummed top)
+                                   checksum fails: a level that lands in the checksummed top; if the frame
+                                   has none (most Kraken updates), the next update of that book that does
     okxseq[:INST[:KA[:RESET]]]     OKX `books`: add a running prevSeqId/seqId per instrument (snapshot
                                    prevSeqId -1), set checksum 0; insert a keep-alive (prevSeqId == seqId,
                                    empty sides) after INST's KA-th books frame, and make INST's RESET-th
                                    books frame a sequence reset (seqId < prevSeqId). 0 = none.
-    kill:N[:TIMES]                 close the connection abruptly (TCP close, no WebSocket close frame)
-                                   after N frames, on the next TIMES connections to that conn (default 1)
+    kill:N[:TIMES]                 the server closes the connection abruptly (TCP close, no WebSocket
+                                   close frame) after N frames, on the next TIMES connections to that conn
+                                   (default 1); successive kill faults take successive connections
 
     SEL = KIND:INST:NTH            the NTH (from 1) frame of that kind and instrument, numbered as recorded
     KIND                           Binance `e` (depthUpdate, aggTrade, kline) or bookTicker; OKX channel
@@ -237,10 +239,10 @@ class FaultPlan:
         """Each conn's frames with the frame faults applied. A fault that fits no conn is an error."""
         result = {conn: list(frames) for conn, frames in frames_by_conn.items()}
         for fault in self.faults:
-            if isinstance(fault, Kill):
-                continue
             if fault.conn is not None and fault.conn not in result:
                 raise FaultError(f"{_describe(fault)}: no WebSocket conn {fault.conn!r} in the recording")
+            if isinstance(fault, Kill):
+                continue  # the server's business, connection by connection
             conns = [fault.conn] if fault.conn is not None else list(result)
             errors = []
             for conn in conns:
@@ -270,6 +272,8 @@ class FaultPlan:
 def _apply(fault: Fault, recorded: Sequence[Frame], frames: list[Frame]) -> list[Frame]:
     """Resolve the fault's frames in the recorded numbering, then act on the current (faulted) list."""
     if isinstance(fault, OkxSeq):
+        if not any(map(_is_okx_books, frames)):
+            raise FaultError("no OKX books push")
         return okx_synthesize_seq(
             frames,
             keepalive_after=_current_index(recorded, frames, fault.instrument, fault.keepalive_after),

@@ -10,22 +10,18 @@ class PrecisionError(ValueError):
 
 
 def to_units(text: str, exponent: int) -> int:
-    """`"123.4500"` with exponent 6 → 123450000. Raises PrecisionError if precision would be lost."""
+    """`"123.4500"` with exponent 6 → 123450000. Non-negative decimals only; raises PrecisionError if the
+    text is not one, or has more significant decimals than `exponent`."""
     whole, dot, frac = text.partition(".")
-    if "e" in text or "E" in text or not whole.lstrip("-").isdigit() and whole not in ("", "-"):
-        return _to_units_slow(text, exponent)
+    if not (text.isascii() and whole.isdigit() and (not dot or frac.isdigit())):
+        if text.isascii() and ("e" in text or "E" in text):
+            return _to_units_slow(text, exponent)
+        raise PrecisionError(f"not a non-negative decimal: {text!r}")
     if len(frac) > exponent:
-        extra = frac[exponent:]
-        if extra.strip("0"):
+        if frac[exponent:].strip("0"):
             raise PrecisionError(f"{text!r} has more than {exponent} decimals")
         frac = frac[:exponent]
-    if dot and not frac.isdigit() and frac != "":
-        raise PrecisionError(f"not a decimal: {text!r}")
-    digits = (whole or "0") + frac.ljust(exponent, "0")
-    try:
-        return int(digits)
-    except ValueError as exc:
-        raise PrecisionError(f"not a decimal: {text!r}") from exc
+    return int(whole + frac.ljust(exponent, "0"))
 
 
 def _to_units_slow(text: str, exponent: int) -> int:
@@ -33,7 +29,7 @@ def _to_units_slow(text: str, exponent: int) -> int:
         value = Decimal(text).scaleb(exponent)
     except InvalidOperation as exc:
         raise PrecisionError(f"not a decimal: {text!r}") from exc
-    if not value.is_finite() or value != value.to_integral_value():
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise PrecisionError(f"{text!r} does not fit {exponent} decimals")
     return int(value)
 
@@ -52,7 +48,7 @@ def rescale(units: int, from_exponent: int, to_exponent: int) -> int:
     """Units at one exponent expressed at a finer (or equal) one."""
     if to_exponent < from_exponent:
         raise PrecisionError("rescaling to a coarser exponent would lose precision")
-    return units * 10 ** (to_exponent - from_exponent)
+    return units * int(10 ** (to_exponent - from_exponent))
 
 
 def decimals_of(text: str) -> int:

@@ -113,7 +113,9 @@ def ensure_listings(config: FeedConfig) -> list[Listing]:
     return listings
 
 
-def build_runner(feeds: list[FeedConfig], bus: MarketDataBus | None = None) -> tuple[FeedRunner, FeedPublisher]:
+def build_runner(
+    feeds: list[FeedConfig], bus: MarketDataBus | None = None, *, consolidate: bool = True
+) -> tuple[FeedRunner, FeedPublisher]:
     """One runner and publisher for these feeds; instrument precision from the database."""
     per_feed = [(config, ensure_listings(config)) for config in feeds]
     listings = {
@@ -125,7 +127,7 @@ def build_runner(feeds: list[FeedConfig], bus: MarketDataBus | None = None) -> t
     instruments = {
         i.symbol: Precision(i.price_exp, i.size_exp) for i in Instrument.objects.filter(symbol__in=symbols)
     }
-    publisher = FeedPublisher(bus or get_bus(), listings, instruments, time.time_ns)
+    publisher = FeedPublisher(bus or get_bus(), listings, instruments, time.time_ns, consolidate=consolidate)
     connections = []
     for config, feed_listings in per_feed:
         specs = [

@@ -37,8 +37,12 @@ class FeedPublisher:
         instruments: dict[str, Precision],
         clock: Callable[[], int],
         checkpoint_every_ns: int = 1_000_000_000,
+        *,
+        consolidate: bool = True,
     ) -> None:
         self.bus = bus
+        # False where venue connections run in separate processes: one Consolidator builds those books.
+        self.consolidate = consolidate
         self.listings = listings
         self.instruments = instruments
         self.clock = clock
@@ -80,6 +84,11 @@ class FeedPublisher:
                 venue_prec.size_exp, change.exchange_ts_ns, change.receive_ts_ns,
             )
         ]
+        if self.consolidate:
+            out.append(self._fold_change(change, venue_prec))
+        return [p for p in out if p.kind != DELTA or p.bids or p.asks]
+
+    def _fold_change(self, change: BookChange, venue_prec: Precision) -> Pending:
         book = self._consolidated(change.symbol)
         bids, asks = book.apply(
             change.venue, change.bids, change.asks,
@@ -88,8 +97,30 @@ class FeedPublisher:
         live = self.live_venues.setdefault(change.symbol, set())
         was_live = bool(live)
         live.add(change.venue)
-        out.append(self._consolidated_event(change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns))
-        return [p for p in out if p.kind != DELTA or p.bids or p.asks]
+        return self._consolidated_event(change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns)
+
+    def consolidate_events(self, events: Iterable[BookEvent]) -> list[BookEvent]:
+        """The Consolidator's path: fold published venue events into consolidated books and publish those."""
+        pending: list[Pending] = []
+        for event in events:
+            venue, _, symbol = event.book.partition(":")
+            if venue == CONSOLIDATED or symbol not in self.instruments:
+                continue
+            prec = Precision(event.price_exp, event.size_exp)
+            if event.kind == STALE:
+                pending += self._fold_stale(BookStale(venue, symbol, event.reason, event.receive_ts_ns))
+            else:
+                change = BookChange(
+                    venue, symbol, event.bids, event.asks, event.kind == SNAPSHOT, event.exchange_ts_ns,
+                    event.receive_ts_ns,
+                )
+                pending.append(self._fold_change(change, prec))
+        pending = [p for p in pending if p.kind != DELTA or p.bids or p.asks]
+        now = self.clock()
+        published = self.bus.publish(pending, now) if pending else []
+        for event in published:
+            self._after_publish(event, now)
+        return published
 
     def _on_stale(self, stale: BookStale) -> list[Pending]:
         prec = self.listings[(stale.venue, stale.symbol)]
@@ -99,10 +130,16 @@ class FeedPublisher:
                 stale.receive_ts_ns, stale.reason,
             )
         ]
+        return out + (self._fold_stale(stale) if self.consolidate else [])
+
+    def _fold_stale(self, stale: BookStale) -> list[Pending]:
+        out: list[Pending] = []
+        live = self.live_venues.setdefault(stale.symbol, set())
+        if stale.venue not in live:
+            return out  # already out of the consolidated book
+        live.discard(stale.venue)
         book = self._consolidated(stale.symbol)
         bids, asks = book.remove_venue(stale.venue)
-        live = self.live_venues.setdefault(stale.symbol, set())
-        live.discard(stale.venue)
         cons = book_id(CONSOLIDATED, stale.symbol)
         prec_c = self.instruments[stale.symbol]
         if not live:

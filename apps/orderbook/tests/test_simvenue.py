@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import orjson
@@ -11,7 +12,7 @@ import orjson
 from apps.orderbook.domain.book import ASK, BID
 from apps.orderbook.domain.events import BookChange, BookStale, InstrumentSpec, Trade
 from apps.orderbook.domain.fixedpoint import to_units
-from apps.orderbook.domain.protocol import Fetch, Reconnect, Verified
+from apps.orderbook.domain.protocol import Fetch, Output, Reconnect, Verified
 from apps.orderbook.domain.venues.binance import BinanceProtocol
 from apps.orderbook.simvenue import SimulatedVenue
 
@@ -25,10 +26,10 @@ class Follower:
         self.session = session
         self.base = base
         self.protocol = BinanceProtocol([SPEC])
-        self.outputs: list = []
+        self.outputs: list[Output] = []
         self.last_fed_u: int | None = None
 
-    async def handle(self, outputs: list) -> None:
+    async def handle(self, outputs: list[Output]) -> None:
         for output in outputs:
             self.outputs.append(output)
             if isinstance(output, Fetch):
@@ -42,11 +43,11 @@ class Follower:
             self.last_fed_u = data["u"]
         await self.handle(self.protocol.on_message(text, time.time_ns()))
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type) -> list[Any]:
         return [o for o in self.outputs if isinstance(o, kind)]
 
 
-async def follow_for(seconds: float, *, rate_per_s: float) -> dict:
+async def follow_for(seconds: float, *, rate_per_s: float) -> dict[str, Any]:
     venue = SimulatedVenue({"BTCUSDT": "65000.00"}, rate_per_s=rate_per_s, seed=11)
     port = await venue.start("127.0.0.1", 0)
     base = f"http://127.0.0.1:{port}"

@@ -116,9 +116,14 @@ class BinanceProtocol:
         if state is None:
             return []
         if not state.is_synced:
+            if not isinstance(data.get("U"), int) or not isinstance(data.get("u"), int):
+                return []  # unusable for synchronisation; the U/u chain shows anything it hid
             state.buffer.append(data)
             return self._try_sync(state, now_ns) if state.snapshot is not None else []
-        first, last = int(data["U"]), int(data["u"])
+        try:
+            first, last = int(data["U"]), int(data["u"])
+        except (KeyError, TypeError, ValueError):
+            return self._restart(state, None, now_ns, reason="depth event without valid U/u")
         assert state.last_u is not None
         if last <= state.last_u:
             return []  # a duplicate or replayed frame: already applied
@@ -211,7 +216,7 @@ class BinanceProtocol:
 
     def _on_book_ticker(self, data: dict[str, Any], now_ns: int) -> list[Output]:
         state = self._symbols.get(str(data.get("s", "")).upper())
-        if state is None:
+        if state is None or not isinstance(data.get("u"), int):
             return []
         update_id = int(data["u"])
         if state.last_u is None or update_id > state.last_u:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from apps.orderbook.domain.faults import (
     corrupt_level,
     drop,
     duplicate,
-    okx_synthesize_seq,
 )
 from apps.orderbook.domain.recording import (
     Frame,
@@ -141,7 +141,9 @@ def test_frames_of_every_venue_are_tagged_by_kind_instrument_and_action() -> Non
 def test_dropping_the_fifth_nknusdt_depth_update_leaves_a_binance_gap() -> None:
     frames = frames_of(BINANCE, "BINANCE.ws.1")
     before = [m["data"] for m in messages(frames, "depthUpdate", "NKNUSDT")]
-    after = [m["data"] for m in messages(drop(frames, Selector("depthUpdate", "NKNUSDT", 5), 5), "depthUpdate", "NKNUSDT")]
+    after = [
+        m["data"] for m in messages(drop(frames, Selector("depthUpdate", "NKNUSDT", 5), 5), "depthUpdate", "NKNUSDT")
+    ]
     assert after == before[:4] + before[5:]
     assert after[4]["U"] > after[3]["u"] + 1
 
@@ -151,9 +153,9 @@ def test_duplicate_sends_the_frame_again_right_after_or_later() -> None:
     seventh = Selector("depthUpdate", "NKNUSDT", 7)
     ids = [m["data"]["u"] for m in messages(frames, "depthUpdate", "NKNUSDT")]
     right_after = [m["data"]["u"] for m in messages(duplicate(frames, seventh, 7), "depthUpdate", "NKNUSDT")]
-    assert right_after == ids[:7] + [ids[6]] + ids[7:]
+    assert right_after == [*ids[:7], ids[6], *ids[7:]]
     late = duplicate(frames, seventh, 7, later=3)
-    assert [m["data"]["u"] for m in messages(late, "depthUpdate", "NKNUSDT")] == ids[:10] + [ids[6]] + ids[10:]
+    assert [m["data"]["u"] for m in messages(late, "depthUpdate", "NKNUSDT")] == [*ids[:10], ids[6], *ids[10:]]
     assert len(late) == len(frames) + 1
 
 
@@ -165,10 +167,12 @@ def test_corrupting_an_okx_update_changes_one_size_and_breaks_its_checksum() -> 
     assert len(changed) == 1
     before, after = orjson.loads(frames[changed[0]].text), orjson.loads(corrupted[changed[0]].text)
     [(old_size, new_size)] = level_differences(before, after)
-    assert old_size != new_size and len(old_size) == len(new_size)
+    assert old_size != new_size
+    assert len(old_size) == len(new_size)
     assert okx_pushes(corrupted, "BTC-USDT")[5] == after  # the 5th update is the 6th push, after the snapshot
     holds = okx_checksums_hold(corrupted, "BTC-USDT")
-    assert holds[5] is False and all(holds[:5])
+    assert holds[5] is False
+    assert all(holds[:5])
 
 
 def test_corrupting_a_kraken_update_breaks_its_checksum() -> None:
@@ -204,13 +208,14 @@ def test_okx_seq_synthesis_chains_seq_ids_with_a_keepalive_and_a_reset() -> None
         pushes = [m["data"][0] for m in okx_pushes(result, instrument)]
         assert pushes[0]["prevSeqId"] == -1
         assert all(p["checksum"] == 0 for p in pushes)
-        for previous, push in zip(pushes, pushes[1:], strict=False):
+        for previous, push in itertools.pairwise(pushes):
             assert push["prevSeqId"] == previous["seqId"]
             is_special = push["seqId"] <= push["prevSeqId"]
             assert is_special == (instrument == "BTC-USDT" and push in (pushes[10], pushes[30]))
     btc = [m["data"][0] for m in okx_pushes(result, "BTC-USDT")]
     keepalive, reset = btc[10], btc[30]  # after the 10th push; the 30th recorded push is the 31st now
-    assert keepalive["prevSeqId"] == keepalive["seqId"] and keepalive["asks"] == keepalive["bids"] == []
+    assert keepalive["prevSeqId"] == keepalive["seqId"]
+    assert keepalive["asks"] == keepalive["bids"] == []
     assert reset["seqId"] == RESET_SEQ_ID < reset["prevSeqId"]
     original = okx_pushes(frames, "BTC-USDT")[29]["data"][0]
     assert (reset["asks"], reset["bids"], reset["ts"]) == (original["asks"], original["bids"], original["ts"])
@@ -273,6 +278,10 @@ def test_a_fault_that_fits_no_conn_is_an_error() -> None:
         FaultPlan.parse("drop:depthUpdate:NKNUSDT:999").apply_all(frames)
     with pytest.raises(FaultError, match="no WebSocket conn"):
         FaultPlan.parse("drop:depthUpdate:NKNUSDT:1@OKX.ws.1").apply_all(frames)
+    with pytest.raises(FaultError, match="no WebSocket conn"):
+        FaultPlan.parse("kill:3@OKX.ws.1").apply_all(frames)
+    with pytest.raises(FaultError, match="no OKX books push"):
+        FaultPlan.parse("okxseq").apply_all(frames)
 
 
 def test_unscoped_fault_applies_where_it_fits_on_a_multi_conn_recording() -> None:

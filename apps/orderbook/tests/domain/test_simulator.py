@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -34,14 +35,14 @@ def units(text: str, exp: int) -> int:
     return int(value)
 
 
-def load(snapshot: dict) -> dict[str, dict[int, int]]:
+def load(snapshot: dict[str, Any]) -> dict[str, dict[int, int]]:
     return {
         side: {units(p, PRICE_EXP): units(q, SIZE_EXP) for p, q in snapshot[key]}
         for side, key in ((BID, "bids"), (ASK, "asks"))
     }
 
 
-def apply_diff(book: dict[str, dict[int, int]], diff: dict) -> None:
+def apply_diff(book: dict[str, dict[int, int]], diff: dict[str, Any]) -> None:
     for side, key in ((BID, "b"), (ASK, "a")):
         for p, q in diff[key]:
             price, qty = units(p, PRICE_EXP), units(q, SIZE_EXP)
@@ -68,7 +69,7 @@ flows = st.fixed_dictionaries(
 )
 
 
-def market_from(flow: dict) -> SimulatedMarket:
+def market_from(flow: dict[str, Any]) -> SimulatedMarket:
     flow = dict(flow)
     return make_market(flow.pop("seed"), **flow)
 
@@ -173,9 +174,9 @@ def test_trades_walk_the_side_their_aggressor_takes_from(flow, steps):
 
 
 def test_same_seed_replays_the_same_stream():
-    def run(seed: int) -> list:
+    def run(seed: int) -> list[Any]:
         market = make_market(seed, levels=50)
-        out = []
+        out: list[Any] = []
         for i in range(2000):
             out += market.step(i * MS)
             if i % 100 == 0:
@@ -205,11 +206,12 @@ def test_text_is_binance_fixed_eight_decimals():
         assert len(price.partition(".")[2]) == 8
         assert len(qty.partition(".")[2]) == 8
 
-    def has_delete(diff: dict | None) -> bool:
+    def has_delete(diff: dict[str, Any] | None) -> bool:
         return diff is not None and any(q == "0.00000000" for _, q in diff["b"] + diff["a"])
 
     while not has_delete(diff := market.drain_depth_update(5)):
         market.step(0)
+    assert diff is not None
     assert diff["e"] == "depthUpdate"
     assert diff["E"] == 5
     assert diff["s"] == "BTCUSDT"

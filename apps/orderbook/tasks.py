@@ -1,0 +1,28 @@
+"""Celery tasks: long-lived feed runners and the consolidator on queue `feeds`, and their supervisor."""
+
+from celery import shared_task
+
+from apps.orderbook.services.market import configured_feeds, redis_client
+from apps.orderbook.services.supervision import CONSOLIDATOR, lapsed_feeds, run_consolidator, run_feed
+
+
+@shared_task(acks_late=False, ignore_result=True)
+def run_feed_task(name: str) -> str:
+    return run_feed(name)
+
+
+@shared_task(acks_late=False, ignore_result=True)
+def run_consolidator_task() -> str:
+    return run_consolidator()
+
+
+@shared_task(ignore_result=True)
+def supervise_feeds() -> list[str]:
+    """Start a runner for every feed (and the consolidator) whose lease has lapsed."""
+    started = lapsed_feeds(redis_client(), configured_feeds())
+    for name in started:
+        if name == CONSOLIDATOR:
+            run_consolidator_task.apply_async(queue="feeds")
+        else:
+            run_feed_task.apply_async(args=[name], queue="feeds")
+    return started
