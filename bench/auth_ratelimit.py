@@ -118,6 +118,10 @@ class RedisAccount:
 
     requests: int = 0
     calls: Counter[str] = field(default_factory=Counter)
+    usec: Counter[str] = field(default_factory=Counter)
+
+    def usec_per_call(self, command: str) -> float:
+        return self.usec[command] / self.calls[command] if self.calls[command] else 0.0
 
     def per_request(self, command: str | None = None) -> float:
         total = self.calls[command] if command else sum(self.calls.values())
@@ -277,10 +281,11 @@ async def run_block(
 # --- Redis accounting ---------------------------------------------------------------------------
 
 
-def command_calls(client: redis.Redis) -> Counter[str]:
-    stats = client.info("commandstats")
-    return Counter(
-        {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_info"}
+def command_stats(client: redis.Redis) -> tuple[Counter[str], Counter[str]]:
+    """Calls and server microseconds per command so far (INFO commandstats, whole server, `info` left out)."""
+    stats = {k.removeprefix("cmdstat_"): v for k, v in client.info("commandstats").items() if k != "cmdstat_info"}
+    return Counter({k: int(v["calls"]) for k, v in stats.items()}), Counter(
+        {k: int(v["usec"]) for k, v in stats.items()}
     )
 
 
@@ -369,14 +374,16 @@ async def run_phase(
         order = VARIANTS if index % 2 == 0 else VARIANTS[::-1]
         result: dict[str, Block] = {}
         for variant in order:
-            before = command_calls(redis_client) if redis_client else None
+            before = command_stats(redis_client) if redis_client else None
             block = await run_block(
                 port, requests[variant], phase.requests, phase.concurrency, timeout_s, rate_per_s=phase.rate_per_s
             )
             if redis_client and redis_accounts is not None and before is not None:
                 account = redis_accounts[variant]
                 account.requests += phase.requests
-                account.calls.update(command_calls(redis_client) - before)
+                calls, usec = command_stats(redis_client)
+                account.calls.update(calls - before[0])
+                account.usec.update(usec - before[1])
             result[variant] = block
         phase.rounds.append(result)
         print(
@@ -508,7 +515,7 @@ def phase_table(phase: Phase) -> list[str]:
         "| | bare | auth + rate limit | auth / bare | added by auth | added, range over rounds |",
         "|---|---:|---:|---:|---:|---:|",
         f"| requests/s | {phase.median('bare', 'rps'):,.0f} | {phase.median('auth', 'rps'):,.0f} "
-        f"| {phase.median_ratio('rps'):.3f} | {phase.median_added('rps'):+,.0f} | {spread('rps', '+,.0f')} |",
+        f"| {phase.median_ratio('rps'):.3f} | {round(phase.median_added('rps')):+,} | {spread('rps', '+,.0f')} |",
     ]
     for metric in ("p50", "p95"):
         rows.append(
@@ -564,8 +571,9 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         f"- Server: one daphne process (`-v 0`, no access log), `DEBUG` off, Redis db {db}, PostgreSQL not touched "
         "once warm, usage pusher thread on; the key's tier is a non-public one whose limits the run cannot reach",
         f"- Method: {args.warmup:,} warm-up requests per variant, then {args.rounds} rounds per phase, bare and auth "
-        "alternating (order flipped every round). Figures are medians across rounds; the last two columns are "
-        "medians of each round's ratio and difference. Latency is measured by the client (this process).",
+        "alternating (order flipped every round). Figures are medians across rounds; the ratio and "
+        "added columns are medians of each round's ratio and difference, and the range is their spread over the "
+        "rounds. Latency is measured by the client (this process), from when a request was due.",
         "",
         f"### Saturated: {load.concurrency} connections, closed loop, {load.requests:,} requests per variant per round",
         "",
@@ -588,6 +596,7 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         "| | per auth request | per bare request |",
         "|---|---:|---:|",
         f"| EVALSHA calls (INFO commandstats, saturated rounds) | {evalsha:.4f} | {bare.per_request('evalsha'):.4f} |",
+        f"| Redis time per EVALSHA, whole script (µs, commandstats) | {auth.usec_per_call('evalsha'):.1f} | |",
         f"| all commands, including those run inside Lua (INFO commandstats, whole server) "
         f"| {auth.per_request():.4f} | {bare.per_request():.4f} |",
         f"| client round trips on the request path (MONITOR on db {db}, {mon.requests} untimed requests) "
@@ -625,10 +634,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section in BENCHMARKS.md")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in the loaded phase")
-    parser.add_argument("--requests", type=int, default=800, help="requests per variant per saturated round")
-    parser.add_argument("--paced-requests", type=int, default=250, help="requests per variant per paced round")
+    parser.add_argument("--requests", type=int, default=600, help="requests per variant per saturated round")
+    parser.add_argument("--paced-requests", type=int, default=200, help="requests per variant per paced round")
     parser.add_argument("--paced-share", type=float, default=0.5, help="paced rate as a share of bare's saturated rate")
-    parser.add_argument("--serial-requests", type=int, default=250, help="requests per variant per 1-conn round")
+    parser.add_argument("--serial-requests", type=int, default=200, help="requests per variant per 1-conn round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=300, help="requests per variant before measuring")
     parser.add_argument("--monitor-requests", type=int, default=300, help="untimed auth requests under MONITOR")

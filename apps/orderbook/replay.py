@@ -21,6 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .domain.faults import FaultPlan
 from .domain.recording import Frame, Recording, pacing_delays_s
+from .domain.replay_depth import live_binance_depth
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class ReplayVenue:
         self._turns: Iterator[str] = itertools.cycle(list(recording.connections))
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._served_origin: dict[str, int] = {}  # the furthest recorded frame served, per conn
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on host:port (0 picks a free port) and return the real port."""
@@ -103,7 +105,20 @@ class ReplayVenue:
         served = self.stats.http_served[responses[0].path_qs]
         self.stats.http_served[responses[0].path_qs] += 1
         body = responses[min(served, len(responses) - 1)].body
+        if served >= len(responses) and request.path == "/api/v3/depth":
+            body = self._live_depth(request, body)
         return web.Response(text=body, content_type="application/json")
+
+    def _live_depth(self, request: web.Request, recorded: str) -> str:
+        """A Binance depth request beyond the recorded ones (a resync): the venue's book as served so far."""
+        symbol = request.query.get("symbol", "")
+        limit = int(request.query.get("limit", "100"))
+        # Binance recordings carry the depth diffs of every symbol on one conn.
+        conn = next(iter(self._served_origin), None)
+        if conn is None:
+            return recorded
+        frames = self.recording.connections[conn].frames
+        return live_binance_depth(recorded, frames, self._served_origin[conn], symbol, limit)
 
     async def _serve_ws(self, request: web.Request, ws: web.WebSocketResponse) -> web.StreamResponse:
         conn = request.query.get("conn") or next(self._turns, "")
@@ -119,7 +134,8 @@ class ReplayVenue:
         if not self.recording.connections[conn].waits_for_subscribe:
             subscribed.set()
         kill_after = self.faults.kill_after(conn, connection_index)
-        log.info("replay %s: connection #%d accepted (kill after: %s frames)", conn, connection_index, kill_after)
+        kill = "no kill" if kill_after is None else f"kill after {kill_after} frames"
+        log.info("replay %s: connection #%d accepted (%s)", conn, connection_index, kill)
         streamer = asyncio.create_task(self._stream(request, ws, conn, subscribed, kill_after))
         try:
             async for message in ws:
@@ -158,18 +174,20 @@ class ReplayVenue:
                     await asyncio.sleep(0)
                 await ws.send_str(frame.text)
                 self.stats.frames_sent[conn] += 1
+                if frame.origin > self._served_origin.get(conn, -1):
+                    self._served_origin[conn] = frame.origin
         except ConnectionError:
             return  # the client went away mid-stream
         if kill_after is not None and kill_after <= len(frames):
-            self._kill(request, conn)
+            self._kill(request, conn, kill_after)
 
-    def _kill(self, request: web.Request, conn: str) -> None:
+    def _kill(self, request: web.Request, conn: str, frames_sent: int) -> None:
         """Drop the TCP connection without a WebSocket close frame, as a venue or a network failure does.
 
         `close()` rather than `abort()`: the frames already written still reach the client first.
         """
         self.stats.kills[conn] += 1
-        log.info("replay %s: killed after %d frames", conn, self.stats.frames_sent[conn])
+        log.info("replay %s: killed after %d frames", conn, frames_sent)
         if request.transport is not None:
             request.transport.close()
 

@@ -101,13 +101,15 @@ class TierChange:
 
 
 def tier_changes(customer: Customer) -> list[TierChange]:
-    """Each move between tiers in the customer's history, newest first; the first row is the sign-up tier."""
+    """Each move between tiers in the customer's history, newest first; the oldest row is the sign-up tier."""
     records = list(customer.history.select_related("history_user").order_by("history_date", "history_id"))
     tiers = Tier.objects.in_bulk({record.tier_id for record in records})
 
     def tier_name(tier_id: int | None) -> str:
-        tier = tiers.get(tier_id) if tier_id is not None else None
-        return tier.name if tier is not None else f"#{tier_id} (deleted)" if tier_id is not None else "—"
+        if tier_id is None:
+            return "—"
+        tier = tiers.get(tier_id)
+        return tier.name if tier is not None else f"#{tier_id} (deleted)"
 
     changes: list[TierChange] = []
     previous: int | None = None
@@ -125,6 +127,10 @@ def tier_changes(customer: Customer) -> list[TierChange]:
             )
         previous = record.tier_id
     return changes[::-1]
+
+
+def when(moment: datetime | None, default: str = "—") -> str:
+    return f"{localtime(moment):%Y-%m-%d %H:%M:%S %Z}" if moment is not None else default
 
 
 def key_change_url(key: APIKey) -> str:
@@ -187,8 +193,8 @@ class CustomerAdmin(AuditHistoryAdmin):
                     key.name,
                     ", ".join(p for p, on in (("read", key.can_read), ("trade", key.can_trade)) if on) or "none",
                     "yes" if key.revoked else "no",
-                    key.expiry_date or "never",
-                    key.last_used_at or "never",
+                    when(key.expiry_date, "never"),
+                    when(key.last_used_at, "never"),
                 )
                 for key in keys
             ),
@@ -204,7 +210,7 @@ class CustomerAdmin(AuditHistoryAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((f"{localtime(c.at):%Y-%m-%d %H:%M:%S %Z}", c.by, c.from_tier, c.to_tier) for c in tier_changes(customer)),
+            ((when(c.at), c.by, c.from_tier, c.to_tier) for c in tier_changes(customer)),
         )
         head = "<tr><th>When</th><th>Who</th><th>From</th><th>To</th></tr>"
         return format_html("<table>{}{}</table>", SafeString(head), rows)
@@ -339,7 +345,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
             return HttpResponseRedirect(key_change_url(obj))
         return HttpResponseRedirect(reverse("admin:tiers_apikey_changelist"))
 
-    def _disabled_log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
+    def log_addition(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:
         return self._log(request, obj, ADDITION, message)
 
     def log_change(self, request: HttpRequest, obj: APIKey, message: Any) -> LogEntry:

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
@@ -125,10 +124,11 @@ def free_loopback_port() -> int:
 
 
 def answers_health_check(url: str) -> bool:
+    # The first request also imports the URL conf and every view, which takes seconds on a busy machine.
     try:
-        with urllib.request.urlopen(url + "/healthz", timeout=1) as response:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:  # noqa: S310 (loopback URL)
             return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # refused while daphne boots, or a timeout (urllib raises it bare, not as URLError)
         time.sleep(0.1)
         return False
 

@@ -24,10 +24,17 @@ def to_units(text: str, exponent: int) -> int:
     return int(whole + frac.ljust(exponent, "0"))
 
 
+MAX_EXPONENT_NOTATION = 30  # "1e-5" is fine; "1e999999" is an attack on our CPU, not a price
+
+
 def _to_units_slow(text: str, exponent: int) -> int:
     try:
-        value = Decimal(text).scaleb(exponent)
-    except InvalidOperation as exc:
+        parsed = Decimal(text)
+        shift = parsed.as_tuple().exponent
+        if not isinstance(shift, int) or abs(shift) > MAX_EXPONENT_NOTATION:
+            raise PrecisionError(f"exponent out of range: {text!r}")
+        value = parsed.scaleb(exponent)
+    except ArithmeticError as exc:
         raise PrecisionError(f"not a decimal: {text!r}") from exc
     if not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise PrecisionError(f"{text!r} does not fit {exponent} decimals")

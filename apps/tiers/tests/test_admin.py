@@ -33,8 +33,8 @@ def sales_client(sales_user: User) -> Client:
     return client
 
 
-def bearer(secret: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+def call_api(secret: str) -> Any:  # the test client's response, with .json()
+    return Client().get(URL, HTTP_AUTHORIZATION=f"Bearer {secret}")
 
 
 def hash_digest(key: APIKey) -> str:
@@ -76,9 +76,10 @@ def test_created_key_secret_is_shown_once_and_only_its_hash_is_stored(admin_clie
     assert secret.startswith(f"{key.prefix}.")
     assert key.hashed_key != secret
     assert secret not in key.hashed_key
-    assert Client().get(URL, **bearer(secret)).status_code == 200
+    assert call_api(secret).status_code == 200
     assert hash_digest(key) not in response.content.decode()
-    for page in (KEYS, key_page(key), f"{KEYS}{key.prefix}/history/", "/admin/", f"{CUSTOMERS}{bob.customer.pk}/change/"):
+    customer_page = f"{CUSTOMERS}{bob.customer.pk}/change/"
+    for page in (KEYS, key_page(key), f"{KEYS}{key.prefix}/history/", "/admin/", customer_page):
         body = admin_client.get(page).content.decode()
         assert secret not in body, page
         assert hash_digest(key) not in body, page
@@ -113,14 +114,14 @@ def test_key_change_page_never_offers_the_hash_field(admin_client: Client, alice
 def test_revoke_action_revokes_and_the_key_then_fails_with_revoked_code(
     admin_client: Client, alice: Persona, django_capture_on_commit_callbacks: Any
 ) -> None:
-    assert Client().get(URL, **bearer(alice.secret)).status_code == 200  # warms the key cache
+    assert call_api(alice.secret).status_code == 200  # warms the key cache
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(KEYS, {"action": "revoke_keys", "_selected_action": [alice.key.prefix]})
     assert response.status_code == 302
     alice.key.refresh_from_db()
     assert alice.key.revoked
 
-    refused = Client().get(URL, **bearer(alice.secret))
+    refused = call_api(alice.secret)
     assert refused.status_code == 401
     assert refused.json()["code"] == "revoked_api_key"
 
@@ -166,6 +167,7 @@ def test_sales_cannot_revert_a_customer_through_history(
 ) -> None:
     first = bob.customer.history.earliest("history_date")
     admin_client.post(CUSTOMERS, {"action": "suspend", "_selected_action": [bob.customer.pk]})
+    assert sales_client.get(f"{CUSTOMERS}{bob.customer.pk}/history/").status_code == 200
     revert = f"{CUSTOMERS}{bob.customer.pk}/history/{first.history_id}/"
     assert sales_client.post(revert, customer_form(bob.customer)).status_code == 403
     bob.customer.refresh_from_db()
@@ -199,7 +201,7 @@ def test_sales_can_view_usage_but_nobody_edits_it(sales_client: Client, admin_cl
     assert alice.key.prefix in body
     assert hash_digest(alice.key) not in body
     for client in (sales_client, admin_client):
-        assert client.get(f"/admin/tiers/usagerecord/{record.pk}/change/").status_code in {302, 403}
+        assert client.get(f"/admin/tiers/usagerecord/{record.pk}/change/").status_code == 403
         assert client.get("/admin/tiers/usagerecord/add/").status_code == 403
 
 
@@ -260,18 +262,18 @@ def test_tier_with_shrinking_quotas_is_refused(admin_client: Client) -> None:
 def test_suspend_action_makes_the_customers_keys_refused(
     admin_client: Client, alice: Persona, django_capture_on_commit_callbacks: Any
 ) -> None:
-    assert Client().get(URL, **bearer(alice.secret)).status_code == 200  # warms the key cache
+    assert call_api(alice.secret).status_code == 200  # warms the key cache
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(CUSTOMERS, {"action": "suspend", "_selected_action": [alice.customer.pk]})
 
-    refused = Client().get(URL, **bearer(alice.secret))
+    refused = call_api(alice.secret)
     assert refused.status_code == 403
     assert refused.json()["code"] == "customer_suspended"
     assert alice.customer.history.latest("history_date").history_user.is_superuser
 
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(CUSTOMERS, {"action": "reinstate", "_selected_action": [alice.customer.pk]})
-    assert Client().get(URL, **bearer(alice.secret)).status_code == 200
+    assert call_api(alice.secret).status_code == 200
 
 
 def test_admin_site_is_branded(admin_client: Client) -> None:

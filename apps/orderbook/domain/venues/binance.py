@@ -31,6 +31,7 @@ class _Symbol:
     last_u: int | None = None  # last applied update id, once synchronised
     attempts: int = 0
     fetch_no: int = 0
+    is_published: bool = False  # a reset went out: a failure from here on is a stale book
     # bookTickers are real time and the diff stream batches 100 ms: a ticker usually arrives before the
     # depth event that reaches its id, so it waits here until the book gets there (or passes it).
     tickers: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -67,9 +68,9 @@ class BinanceProtocol:
     def on_close(self, now_ns: int) -> list[Output]:
         outputs: list[Output] = []
         for state in self._symbols.values():
-            if state.is_synced:
+            if state.is_published:
                 outputs.append(BookStale(self.venue, state.spec.symbol, "disconnected", now_ns))
-            state.last_u, state.buffer, state.snapshot = None, [], None
+            state.last_u, state.buffer, state.snapshot, state.is_published = None, [], None, False
         return outputs
 
     def on_tick(self, now_ns: int) -> list[Output]:
@@ -161,21 +162,24 @@ class BinanceProtocol:
         checks: list[Verified] = []
         try:
             state.book.load(snapshot["bids"], snapshot["asks"])
-            state.last_u = last_id
+            last = last_id
             for event in kept:
-                if state.last_u is not None and int(event["U"]) > state.last_u + 1:
+                if int(event["u"]) <= last:
+                    continue  # a duplicate, or an old frame arriving late
+                if int(event["U"]) > last + 1:
                     return self._restart(state, None, now_ns, reason="gap inside the buffer")
                 self._apply(state, event)
-                state.last_u = int(event["u"])
+                last = state.last_u = int(event["u"])
                 if (check := self._waiting_ticker(state)) is not None:
                     checks.append(check)
+            state.last_u = last
         except (PrecisionError, KeyError, TypeError, ValueError) as exc:
             return self._restart(state, None, now_ns, reason=f"bad snapshot: {exc}")
         if state.book.is_crossed():
             return self._restart(state, None, now_ns, reason="crossed book after sync")
         if any(not c.is_ok for c in checks):
             return [*checks, *self._restart(state, None, now_ns, reason="bookTicker mismatch during sync")]
-        state.buffer, state.snapshot, state.attempts = [], None, 0
+        state.buffer, state.snapshot, state.attempts, state.is_published = [], None, 0, True
         exchange_ns = int(kept[-1].get("E", 0)) * MS or None
         reset = BookChange(
             self.venue,
@@ -192,8 +196,9 @@ class BinanceProtocol:
     def _restart(self, state: _Symbol, keep: dict[str, Any] | None, now_ns: int, *, reason: str) -> list[Output]:
         """Back to step 1: stale (if it was live), empty, buffering from `keep`, a new snapshot requested."""
         outputs: list[Output] = []
-        if reason and state.is_synced:
+        if reason and state.is_published:
             outputs.append(BookStale(self.venue, state.spec.symbol, reason, now_ns))
+        state.is_published = False
         state.book.clear()
         state.last_u, state.snapshot, state.attempts = None, None, 0
         state.buffer = [keep] if keep is not None else []

@@ -64,6 +64,9 @@ class _KrakenBook:
     def is_live(self, venue_symbol: str) -> bool:
         return self._pairs[venue_symbol].is_live
 
+    def _lookup(self, name: Any) -> _Pair | None:
+        return self._pairs.get(name) if isinstance(name, str) else None
+
     def on_open(self, now_ns: int) -> list[Output]:
         self._last_frame_ns = now_ns
         for pair in self._pairs.values():
@@ -234,7 +237,7 @@ class KrakenV1Protocol(_KrakenBook):
         # Channel ids are per subscription and reused after a resubscribe: the pair and channel name
         # (the last two elements) say what a message is.
         channel, name = message[-2], message[-1]
-        pair = self._pairs.get(name) if isinstance(name, str) else None
+        pair = self._lookup(name)
         if pair is None or not isinstance(channel, str):
             return []
         if channel.startswith("book"):
@@ -249,7 +252,7 @@ class KrakenV1Protocol(_KrakenBook):
             return [Reconnect("Kraken system status: maintenance")]
         if event != "subscriptionStatus" or message.get("status") != "error":
             return []  # heartbeat, pong, subscribed, unsubscribed, other statuses
-        pair = self._pairs.get(message.get("pair", ""))
+        pair = self._lookup(message.get("pair"))
         subscription = message.get("subscription")
         if pair is None or not isinstance(subscription, dict) or subscription.get("name") != "book":
             return []
@@ -340,21 +343,22 @@ class KrakenV2Protocol(_KrakenBook):
     def _on_subscribe_failed(self, message: dict[str, Any], now_ns: int) -> list[Output]:
         result = message.get("result")
         channel = result.get("channel") if isinstance(result, dict) else None
-        pair = self._pairs.get(message.get("symbol", ""))
+        pair = self._lookup(message.get("symbol"))
         if pair is None or channel not in (None, "book"):
             return []
         return self._on_subscription_error(pair, str(message.get("error", "")), now_ns)
 
     def _on_book(self, entry: Any, kind: Any, now_ns: int) -> list[Output]:
-        pair = self._pairs.get(entry.get("symbol", "")) if isinstance(entry, dict) else None
+        # One entry per symbol: an exception here would lose the outputs of entries already applied.
+        pair = self._lookup(entry.get("symbol")) if isinstance(entry, dict) else None
         if pair is None or kind not in ("snapshot", "update"):
             return []
         if kind == "update" and not pair.is_live:
             return []  # the tail of a subscription we left: wait for the snapshot
         spec = pair.spec
         try:
-            bids = [_v2_level(level, spec) for level in entry["bids"]]
-            asks = [_v2_level(level, spec) for level in entry["asks"]]
+            bids = [_v2_level(level, spec) for level in entry.get("bids", [])]
+            asks = [_v2_level(level, spec) for level in entry.get("asks", [])]
             checksum = int(entry["checksum"])
         except PrecisionError as exc:
             return self._fail(pair, f"bad level: {exc}", now_ns)
@@ -367,7 +371,7 @@ class KrakenV2Protocol(_KrakenBook):
         return self._update(pair, changes, checksum=checksum, exchange_ns=exchange_ns, now_ns=now_ns)
 
     def _trade(self, entry: Any, now_ns: int) -> Trade | None:
-        pair = self._pairs.get(entry.get("symbol", "")) if isinstance(entry, dict) else None
+        pair = self._lookup(entry.get("symbol")) if isinstance(entry, dict) else None
         if pair is None or entry.get("side") not in ("buy", "sell"):
             return None
         spec = pair.spec
@@ -454,7 +458,7 @@ def _iso_ns(value: Any) -> int | None:
     if not isinstance(value, str) or not value.endswith("Z"):
         return None
     head, _, frac = value[:-1].partition(".")
-    if frac and not frac.isdigit():
+    if frac and not (frac.isascii() and frac.isdigit()):
         return None
     try:
         moment = datetime.fromisoformat(head).replace(tzinfo=UTC)

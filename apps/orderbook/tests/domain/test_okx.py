@@ -161,7 +161,7 @@ def test_recording_levels_and_trades_fit_the_instrument_exponents(recording: lis
 
 
 def test_recording_every_checksum_verifies_and_no_book_goes_stale(recording: list[Frame]) -> None:
-    protocol, outputs = replay(recording)
+    _, outputs = replay(recording)
 
     checks = checksums(outputs)
     assert Counter(c.is_ok for c in checks) == {True: 290}
@@ -220,22 +220,27 @@ def test_duplicate_update_without_seq_ids_is_harmless_and_still_verifies(recordi
     assert of(outputs, BookStale) == []
 
 
-def test_corrupted_level_fails_the_checksum_goes_stale_and_resubscribes(recording: list[Frame]) -> None:
-    # The first BTC-USDT update that sets a level inside the checksummed top 25.
+def first_update_inside_the_top_25(frames: list[Frame], inst_id: str) -> tuple[int, str, int]:
+    """(frame index, "bids"/"asks", level index) of the first update that sets a level the checksum covers."""
     reference = OKXProtocol(SPECS)
     reference.on_open(T0)
-    for index, (now_ns, text) in enumerate(recording):
+    for index, (now_ns, text) in enumerate(frames):
         reference.on_message(text, now_ns)
-        if books_of(text) != ("BTC-USDT", "update"):
+        if books_of(text) != (inst_id, "update"):
             continue
-        top = {BID: reference.book("BTC-USDT").top_text(BID, 25), ASK: reference.book("BTC-USDT").top_text(ASK, 25)}
         item = json.loads(text)["data"][0]
-        hits = [(key, n) for key, side in (("bids", BID), ("asks", ASK)) for n, lv in enumerate(item[key])
-                if lv[1] != "0" and (lv[0], lv[1]) in top[side]]  # fmt: skip
-        if hits:
-            break
+        for key, side in (("bids", BID), ("asks", ASK)):
+            top = reference.book(inst_id).top_text(side, 25)
+            for n, level in enumerate(item[key]):
+                if level[1] != "0" and (level[0], level[1]) in top:
+                    return index, key, n
+    raise AssertionError("no update reaches the top 25")
+
+
+def test_corrupted_level_fails_the_checksum_goes_stale_and_resubscribes(recording: list[Frame]) -> None:
+    index, key, n = first_update_inside_the_top_25(recording, "BTC-USDT")
+    now_ns, text = recording[index]
     message = json.loads(text)
-    key, n = hits[0]
     message["data"][0][key][n][1] = str(Decimal(message["data"][0][key][n][1]) + 1)
 
     protocol, before = replay(recording[:index])
@@ -360,10 +365,13 @@ def test_protocol_satisfies_the_contract_and_subscribes_books_and_trades() -> No
     assert protocol.venue == "okx"
     assert protocol.ws_path() == "/ws/v5/public"
     assert ops(outputs) == [
-        {"op": "subscribe", "args": [
-            {"channel": channel, "instId": spec.venue_symbol} for spec in SPECS for channel in ("books", "trades")
-        ]}
-    ]  # fmt: skip
+        {
+            "op": "subscribe",
+            "args": [
+                {"channel": channel, "instId": spec.venue_symbol} for spec in SPECS for channel in ("books", "trades")
+            ],
+        }
+    ]
     ack = '{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}'
     assert protocol.on_message(ack, T0) == []
 
@@ -384,9 +392,17 @@ def test_snapshot_is_a_reset_and_update_emits_only_the_net_changes() -> None:
 
     assert reset == [
         Verified("BTC-USDT", "checksum", True),
-        BookChange("okx", "BTC-USDT", ((1000, 10**8), (999, 2 * 10**8)), ((1001, 15 * 10**7), (1002, 2 * 10**8)),
-                   True, 1652459225464 * 10**6, T0, 10),
-    ]  # fmt: skip
+        BookChange(
+            "okx",
+            "BTC-USDT",
+            ((1000, 10**8), (999, 2 * 10**8)),
+            ((1001, 15 * 10**7), (1002, 2 * 10**8)),
+            True,
+            1652459225464 * 10**6,
+            T0,
+            10,
+        ),
+    ]
     # 99.9 set twice, back to where it was; 100 unchanged; 99.8 added; 100.2 deleted; 100.9 deleted but absent.
     update = [("99.9", "5"), ("100", "1"), ("99.9", "2"), ("99.8", "3")], [("100.2", "0"), ("100.9", "0")]
     checksum = okx_checksum([("100", "1"), ("99.9", "2"), ("99.8", "3")], [("100.1", "1.5")])
@@ -451,6 +467,8 @@ def test_repeated_resyncs_end_in_reconnect() -> None:
     assert of(protocol.on_message(crossed, T0 + 9), Reconnect) != []
 
 
+UPDATE = '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": '
+TRADES = '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": '
 MALFORMED = [
     "",
     "{",
@@ -462,28 +480,28 @@ MALFORMED = [
     '{"arg": 5}',
     '{"arg": {"channel": "books"}}',
     '{"arg": {"channel": "books", "instId": ["BTC-USDT"]}, "action": "update", "data": []}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": 5}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": []}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [5]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{}]}',
+    UPDATE + "5}",
+    UPDATE + "[]}",
+    UPDATE + "[5]}",
+    UPDATE + "[{}]}",
     '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "partial", "data": [{"asks": [], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [["100.1"]], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [[100.1, 1]], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [["1e99999", "1"]], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [["-1", "1"]], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [["", "1"]], "bids": []}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [], "bids": [], "checksum": "1"}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [], "bids": [], "seqId": 11}]}',
-    '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update", "data": [{"asks": [], "bids": [], "ts": "²", "seqId": 11, "prevSeqId": 10}]}',
+    UPDATE + '[{"asks": [["100.1"]], "bids": []}]}',
+    UPDATE + '[{"asks": [[100.1, 1]], "bids": []}]}',
+    UPDATE + '[{"asks": [["1e99999", "1"]], "bids": []}]}',
+    UPDATE + '[{"asks": [["-1", "1"]], "bids": []}]}',
+    UPDATE + '[{"asks": [["", "1"]], "bids": []}]}',
+    UPDATE + '[{"asks": [], "bids": [], "checksum": "1"}]}',
+    UPDATE + '[{"asks": [], "bids": [], "seqId": 11}]}',
+    UPDATE + '[{"asks": [], "bids": [], "ts": "²", "seqId": 11, "prevSeqId": 10}]}',
     '{"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot", "data": [{"asks": "x", "bids": []}]}',
-    '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [5, {"side": "buy"}, {"side": "up", "px": "1", "sz": "1"}]}',
-    '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [{"side": "buy", "px": "1e99999", "sz": "1", "ts": "1"}]}',
-    '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [{"side": "buy", "px": "1", "sz": "1", "ts": "x", "tradeId": "1"}]}',
-    '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
+    TRADES + '[5, {"side": "buy"}, {"side": "up", "px": "1", "sz": "1"}]}',
+    TRADES + '[{"side": "buy", "px": "1e99999", "sz": "1", "ts": "1"}]}',
+    TRADES + '[{"side": "buy", "px": "1", "sz": "1", "ts": "x", "tradeId": "1"}]}',
+    TRADES + "7}",
     '{"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [{"last": "1"}]}',
     '{"event": "subscribe", "arg": 5}',
     "[" * 100_000,
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text", MALFORMED)
@@ -569,8 +587,12 @@ FETCH_PATH = "/api/v5/market/books?instId=BTC-USDT&sz=400"
 def bootstrapping() -> OKXProtocol:
     protocol = OKXProtocol([BTC_USDT], use_ws_snapshot=False)
     outputs = protocol.on_open(T0)
-    assert ops(outputs) == [{"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"},
-                                                         {"channel": "trades", "instId": "BTC-USDT"}]}]  # fmt: skip
+    assert ops(outputs) == [
+        {
+            "op": "subscribe",
+            "args": [{"channel": "books", "instId": "BTC-USDT"}, {"channel": "trades", "instId": "BTC-USDT"}],
+        }
+    ]
     assert of(outputs, Fetch) == [Fetch("BTC-USDT#1", FETCH_PATH)]
     return protocol
 
@@ -588,9 +610,17 @@ def test_rest_bootstrap_buffers_updates_and_applies_those_after_the_snapshot() -
     outputs = protocol.on_rest("BTC-USDT#1", 200, rest_body(BIDS, ASKS, seq=103), T0 + 10)
 
     assert outputs == [
-        BookChange("okx", "BTC-USDT", ((1000, 10**8), (999, 2 * 10**8), (998, 2 * 10**8)), ((1002, 2 * 10**8),),
-                   True, 1652459225464 * 10**6, T0 + 10, 110),
-    ]  # fmt: skip
+        BookChange(
+            "okx",
+            "BTC-USDT",
+            ((1000, 10**8), (999, 2 * 10**8), (998, 2 * 10**8)),
+            ((1002, 2 * 10**8),),
+            True,
+            1652459225464 * 10**6,
+            T0 + 10,
+            110,
+        ),
+    ]
     live_update = protocol.on_message(frame("update", [("100", "3")], [], prev=110, seq=111), T0 + 11)
     assert [(c.bids, c.venue_seq) for c in of(live_update, BookChange)] == [(((1000, 3 * 10**8),), 111)]
     assert protocol.on_rest("BTC-USDT#1", 200, rest_body(BIDS, ASKS, seq=200), T0 + 12) == []  # late duplicate
@@ -631,8 +661,10 @@ def test_rest_update_straddling_the_snapshot_links_to_it() -> None:
     assert [(c.is_reset, c.venue_seq, len(c.bids)) for c in of(outputs, BookChange)] == [(True, 107, 3)]
     # Only the first update after the snapshot may straddle it.
     stale = protocol.on_message(frame("update", [("99.7", "1")], [], prev=106, seq=109), T0 + 3)
-    assert stale == [BookStale("okx", "BTC-USDT", "gap: prevSeqId=106 after seqId=107", T0 + 3),
-                     Fetch("BTC-USDT#2", FETCH_PATH)]  # fmt: skip
+    assert stale == [
+        BookStale("okx", "BTC-USDT", "gap: prevSeqId=106 after seqId=107", T0 + 3),
+        Fetch("BTC-USDT#2", FETCH_PATH),
+    ]
 
 
 def test_rest_snapshot_with_an_empty_buffer_goes_live_at_once() -> None:
@@ -654,8 +686,10 @@ def test_rest_gap_after_sync_fetches_again_without_resubscribing() -> None:
 
     outputs = protocol.on_message(gap, T0 + 2)
 
-    assert outputs == [BookStale("okx", "BTC-USDT", "gap: prevSeqId=120 after seqId=105", T0 + 2),
-                       Fetch("BTC-USDT#2", FETCH_PATH)]  # fmt: skip
+    assert outputs == [
+        BookStale("okx", "BTC-USDT", "gap: prevSeqId=120 after seqId=105", T0 + 2),
+        Fetch("BTC-USDT#2", FETCH_PATH),
+    ]
     assert protocol.on_message(frame("update", [("99.7", "2")], [], prev=125, seq=126), T0 + 3) == []  # buffered
     resynced = protocol.on_rest("BTC-USDT#2", 200, rest_body(BIDS, ASKS, seq=120), T0 + 4)
     assert [(c.venue_seq, len(c.bids)) for c in of(resynced, BookChange)] == [(126, 4)]
@@ -663,8 +697,13 @@ def test_rest_gap_after_sync_fetches_again_without_resubscribing() -> None:
 
 def test_rest_failures_are_fetched_again_then_reconnect() -> None:
     protocol = bootstrapping()
-    answers = [(500, ""), (200, "not json"), (200, '{"code":"50011","msg":"Rate limit reached","data":[]}'),
-               (200, rest_body(BIDS, ASKS, seq=None)), (200, rest_body([("99.95", "1")], ASKS, seq=1))]  # fmt: skip
+    answers = [
+        (500, ""),
+        (200, "not json"),
+        (200, '{"code":"50011","msg":"Rate limit reached","data":[]}'),
+        (200, rest_body(BIDS, ASKS, seq=None)),
+        (200, rest_body([("99.95", "1")], ASKS, seq=1)),
+    ]
     assert len(answers) == MAX_SNAPSHOT_ATTEMPTS
     for n, (status, body) in enumerate(answers, start=1):
         assert protocol.on_rest(f"BTC-USDT#{n}", status, body, T0 + n) == [Fetch(f"BTC-USDT#{n + 1}", FETCH_PATH)]

@@ -1,0 +1,151 @@
+"""The book engine, fixed-point numbers, checksums, replicas and the consolidated book: exact, by property."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.orderbook.domain.book import ASK, BID, OrderBook
+from apps.orderbook.domain.checksum import kraken_checksum, okx_check_string, okx_checksum
+from apps.orderbook.domain.consolidated import ConsolidatedBook
+from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookEvent
+from apps.orderbook.domain.fixedpoint import PrecisionError, from_units, rescale, to_units
+from apps.orderbook.domain.replica import BookReplica, SequenceGap
+
+VECTORS = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "venues" / "checksum_test_vectors.json"
+
+prices = st.integers(min_value=1, max_value=10_000).map(lambda t: f"{t // 100}.{t % 100:02d}")
+qtys = st.one_of(st.just("0"), st.integers(min_value=1, max_value=10**6).map(lambda u: f"{u // 1000}.{u % 1000:03d}"))
+updates = st.lists(st.tuples(st.sampled_from([BID, ASK]), prices, qtys), max_size=200)
+
+
+@pytest.mark.parametrize(
+    ("text", "exp", "units"),
+    [("123.4500", 6, 123450000), ("0.00000001", 8, 1), ("5", 2, 500), ("1.50", 1, 15), ("1e-5", 8, 1000)],
+)
+def test_decimal_text_converts_exactly(text: str, exp: int, units: int) -> None:
+    assert to_units(text, exp) == units
+
+
+@pytest.mark.parametrize("text", ["", ".", "-", "-5", " 1", "1_000", "1.2.3", "abc", "1.23", "٣", "nan", "inf"])
+def test_bad_or_too_precise_text_is_refused(text: str) -> None:
+    with pytest.raises(PrecisionError):
+        to_units(text, 1)
+
+
+@given(st.decimals(min_value=0, max_value=10**9, places=8, allow_nan=False, allow_infinity=False))
+def test_units_round_trip_through_text(value: Decimal) -> None:
+    units = to_units(f"{value:f}", 8)
+    assert Decimal(from_units(units, 8)) == value
+    assert rescale(units, 8, 10) == units * 100
+
+
+@settings(max_examples=300, deadline=None)
+@given(updates)
+def test_book_matches_a_dict_model_and_reports_only_real_changes(ops: list[tuple[str, str, str]]) -> None:
+    book = OrderBook(2, 3)
+    model: dict[str, dict[int, int]] = {BID: {}, ASK: {}}
+    for side, price, qty in ops:
+        p, q = to_units(price, 2), to_units(qty, 3)
+        before = model[side].get(p, 0)
+        change = book.apply(side, price, qty)
+        if q:
+            model[side][p] = q
+        else:
+            model[side].pop(p, None)
+        assert change == (None if before == q else (p, q))
+    assert book.top(BID) == sorted(model[BID].items(), reverse=True)
+    assert book.top(ASK) == sorted(model[ASK].items())
+    assert book.top(BID, 3) == book.top(BID)[:3]
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    assert book.is_crossed() == (best_bid is not None and best_ask is not None and best_bid[0] >= best_ask[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(updates, st.integers(min_value=1, max_value=10))
+def test_truncate_keeps_the_best_levels_and_reports_the_rest_removed(ops: list[tuple[str, str, str]], depth: int) -> None:
+    book = OrderBook(2, 3)
+    for side, price, qty in ops:
+        book.apply(side, price, qty)
+    before = book.top(BID)
+    removed = book.truncate(BID, depth)
+    assert book.top(BID) == before[:depth]
+    assert sorted(p for p, _ in removed) == sorted(p for p, _ in before[depth:])
+    assert all(q == 0 for _, q in removed)
+
+
+def test_published_checksum_vectors_verify() -> None:
+    if not VECTORS.exists():
+        pytest.skip(f"{VECTORS} not found")
+    vectors = json.loads(VECTORS.read_text())
+    for case in vectors["okx_books_checksum"]:
+        assert okx_check_string(case["bids"], case["asks"]) == case["check_string"]
+        assert okx_checksum(case["bids"], case["asks"]) == case["expected_checksum"]
+    kraken = vectors["kraken_v2_book_checksum"]
+
+    def text(levels: list[dict[str, float]]) -> list[tuple[str, str]]:
+        fmt = lambda v, n: f"{Decimal(repr(v)):.{n}f}"  # noqa: E731
+        return [(fmt(l["price"], kraken["price_precision"]), fmt(l["qty"], kraken["qty_precision"])) for l in levels]
+
+    assert kraken_checksum(text(kraken["bids"]), text(kraken["asks"])) == kraken["expected_checksum"]
+
+
+def event(seq: int, kind: str, bids: tuple[tuple[int, int], ...] = (), asks: tuple[tuple[int, int], ...] = ()) -> BookEvent:
+    return BookEvent("x:A-B", seq, kind, bids, asks, 2, 2, None, 0, 0)
+
+
+def test_replica_follows_snapshots_deltas_and_staleness() -> None:
+    replica = BookReplica("x:A-B", 2, 2)
+    assert replica.is_stale
+    replica.apply(event(1, SNAPSHOT, ((100, 5), (99, 1)), ((101, 2),)))
+    replica.apply(event(2, DELTA, ((100, 0),), ((102, 7),)))
+    assert replica.top(BID) == [(99, 1)]
+    assert replica.top(ASK) == [(101, 2), (102, 7)]
+    assert not replica.apply(event(2, DELTA, ((99, 0),)))  # already applied: ignored
+    with pytest.raises(SequenceGap):
+        replica.apply(event(4, DELTA))
+    replica.apply(event(3, STALE))
+    assert replica.is_stale
+    replica.apply(event(9, SNAPSHOT, ((50, 1),)))  # a reset may jump: it replaces everything
+    assert (replica.seq, replica.is_stale, replica.top(BID)) == (9, False, [(50, 1)])
+
+
+levels = st.dictionaries(st.integers(min_value=1, max_value=50), st.integers(min_value=1, max_value=100), max_size=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), levels, st.booleans(), st.booleans()), max_size=30))
+def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str, dict[int, int], bool, bool]]) -> None:
+    cons = ConsolidatedBook(price_exp=3, size_exp=3)  # venues quote at 2 decimals: rescaled by 10
+    venues: dict[str, dict[int, int]] = {}
+    mirror: dict[int, int] = {}
+    for venue, new_levels, is_reset, goes_stale in steps:
+        if goes_stale:
+            changes, _ = cons.remove_venue(venue)
+            venues.pop(venue, None)
+        else:
+            if is_reset or venue not in venues:
+                venues[venue] = dict(new_levels)
+                changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=True)
+            else:
+                for price, qty in new_levels.items():
+                    venues[venue][price] = qty
+                changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=False)
+        for price, total in changes:
+            if total:
+                mirror[price] = total
+            else:
+                mirror.pop(price, None)
+        expected: dict[int, int] = {}
+        for book in venues.values():
+            for price, qty in book.items():
+                expected[price * 10] = expected.get(price * 10, 0) + qty * 10
+        assert dict(cons.levels(BID)) == expected
+        assert mirror == expected  # the emitted deltas alone rebuild it
+        for price in expected:
+            assert sum(cons.shares(BID, price).values()) == expected[price]
