@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SETTINGS_MODULE = "bench.settings_auth"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+# db 13: CI tests use 15, and bench/ingest.py flushes 14 (which would drop the auth generation mid-run).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/hftplatform_bench"
 HOST = "127.0.0.1"
 VARIANTS = ("bare", "auth")
@@ -289,39 +290,70 @@ def command_stats(client: redis.Redis) -> tuple[Counter[str], Counter[str]]:
     )
 
 
-# Client commands that are not the request path's: the usage pusher's pipeline (it names its hashes) and a
-# connection's handshake or health check.
+# The server's own commands that are not the request path's: the usage pusher's pipeline (it names its
+# hashes) and a connection's handshake or health check.
 PUSHER_MARK = "hft:usage:"
 UPKEEP_COMMANDS = frozenset({"hello", "select", "client", "ping", "auth"})
 
 
 @dataclass
 class MonitorTally:
-    """Commands in the bench db seen by MONITOR, by who sent them: request path, pusher, upkeep, or Lua."""
+    """The server's commands seen by MONITOR: request path, usage pusher, connection upkeep, and run in Lua."""
 
     request_path: Counter[str] = field(default_factory=Counter)
     pusher: Counter[str] = field(default_factory=Counter)
     upkeep: Counter[str] = field(default_factory=Counter)
     lua: Counter[str] = field(default_factory=Counter)
+    foreign: int = 0  # other clients' commands on the same db, left out
     requests: int = 0
 
     def per_request(self, counts: Counter[str]) -> float:
         return sum(counts.values()) / self.requests
 
 
-def classify(tally: MonitorTally, entry: dict[str, Any]) -> None:
-    name = entry["command"].split(" ", 1)[0].lower()
-    if entry["client_type"] == "lua":
-        tally.lua[name] += 1
-    elif PUSHER_MARK in entry["command"]:
-        tally.pusher[name] += 1
-    elif name in UPKEEP_COMMANDS:
-        tally.upkeep[name] += 1
-    else:
-        tally.request_path[name] += 1
+def server_redis_ports(pid: int, redis_port: int) -> set[int]:
+    """Local ports of a process's TCP connections to Redis (from /proc), so MONITOR lines can be attributed."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                local, remote, inode = line.split()[1], line.split()[2], line.split()[9]
+                if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == redis_port:
+                    ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
 
 
-def monitor_db(redis_url: str, tally: MonitorTally, stop_token: str, ready: threading.Event, limit_s: float) -> None:
+def tally_entries(entries: list[dict[str, Any]], ports: set[int], requests: int) -> MonitorTally:
+    tally = MonitorTally(requests=requests)
+    is_ours = False  # whose script the following "lua" lines belong to: Redis runs one command at a time
+    for entry in entries:
+        name = entry["command"].split(" ", 1)[0].lower()
+        if entry["client_type"] == "lua":
+            if is_ours:
+                tally.lua[name] += 1
+            continue
+        is_ours = entry["client_type"] == "tcp" and int(entry["client_port"]) in ports
+        if not is_ours:
+            tally.foreign += 1
+        elif PUSHER_MARK in entry["command"]:
+            tally.pusher[name] += 1
+        elif name in UPKEEP_COMMANDS:
+            tally.upkeep[name] += 1
+        else:
+            tally.request_path[name] += 1
+    return tally
+
+
+def monitor_db(
+    redis_url: str, entries: list[dict[str, Any]], stop_token: str, ready: threading.Event, limit_s: float
+) -> None:
+    """Collect MONITOR lines for the bench db until the stop token goes by (or the time limit)."""
     client = redis.Redis.from_url(redis_url, socket_timeout=2)
     db = int(urlsplit(redis_url).path.lstrip("/") or 0)
     deadline = time.monotonic() + limit_s
@@ -336,7 +368,7 @@ def monitor_db(redis_url: str, tally: MonitorTally, stop_token: str, ready: thre
                 continue
             if stop_token in entry["command"]:
                 return
-            classify(tally, entry)
+            entries.append(entry)
 
 
 # --- The run -----------------------------------------------------------------------------------
@@ -398,12 +430,16 @@ async def run_phase(
         )
 
 
-async def monitored_pass(port: int, request: bytes, count: int, redis_url: str, timeout_s: float) -> MonitorTally:
-    """Untimed auth requests under MONITOR, attributing every command in the bench db (other dbs ignored)."""
-    tally = MonitorTally(requests=count)
+async def monitored_pass(
+    port: int, request: bytes, count: int, *, redis_url: str, server_pid: int, timeout_s: float
+) -> MonitorTally:
+    """Untimed auth requests under MONITOR; only the server's own connections are counted."""
+    entries: list[dict[str, Any]] = []
     token = f"bench-monitor-end-{os.getpid()}-{time.time_ns()}"
     ready = threading.Event()
-    thread = threading.Thread(target=monitor_db, args=(redis_url, tally, token, ready, timeout_s), daemon=True)
+    thread = threading.Thread(target=monitor_db, args=(redis_url, entries, token, ready, timeout_s), daemon=True)
+    redis_port = urlsplit(redis_url).port or 6379
+    ports = server_redis_ports(server_pid, redis_port)
     thread.start()
     if not ready.wait(5):
         raise RuntimeError("MONITOR did not start")
@@ -413,10 +449,13 @@ async def monitored_pass(port: int, request: bytes, count: int, redis_url: str, 
         raise RuntimeError(f"monitored pass answered {dict(block.statuses)}")
     redis.Redis.from_url(redis_url).echo(token)
     thread.join(timeout_s)
-    return tally
+    ports |= server_redis_ports(server_pid, redis_port)
+    if not ports:
+        raise RuntimeError("found no Redis connection of the server in /proc")
+    return tally_entries(entries, ports, count)
 
 
-async def drive(args: argparse.Namespace, port: int, key: str) -> Phases:
+async def drive(args: argparse.Namespace, port: int, key: str, server_pid: int) -> Phases:
     requests = {v: build_request(f"/bench/{v}", port, key) for v in VARIANTS}
     for variant in VARIANTS:
         block = await run_block(port, requests[variant], args.warmup, args.concurrency, args.timeout)
@@ -440,7 +479,14 @@ async def drive(args: argparse.Namespace, port: int, key: str) -> Phases:
     await run_phase(port, requests, paced, rounds=args.rounds, timeout_s=args.timeout)
     serial = Phase(1, args.serial_requests)
     await run_phase(port, requests, serial, rounds=args.rounds, timeout_s=args.timeout)
-    tally = await monitored_pass(port, requests["auth"], args.monitor_requests, args.redis_url, args.timeout)
+    tally = await monitored_pass(
+        port,
+        requests["auth"],
+        args.monitor_requests,
+        redis_url=args.redis_url,
+        server_pid=server_pid,
+        timeout_s=args.timeout,
+    )
     return Phases(load, paced, serial, accounts, tally)
 
 
@@ -498,8 +544,8 @@ def run(args: argparse.Namespace) -> Results:
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="bench-daphne-", suffix=".log", delete=False) as log:
         print(f"daphne on {HOST}:{port} (log {log.name}); pinning: {pinned}", flush=True)
-        with running_server(env, port, server_cpus, log):
-            phases = asyncio.run(drive(args, port, key))
+        with running_server(env, port, server_cpus, log) as pid:
+            phases = asyncio.run(drive(args, port, key, pid))
     return Results(phases, pinned, started, time.monotonic() - t0, facts)
 
 
@@ -599,15 +645,15 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         f"| Redis time per EVALSHA, whole script (µs, commandstats) | {auth.usec_per_call('evalsha'):.1f} | |",
         f"| all commands, including those run inside Lua (INFO commandstats, whole server) "
         f"| {auth.per_request():.4f} | {bare.per_request():.4f} |",
-        f"| client round trips on the request path (MONITOR on db {db}, {mon.requests} untimed requests) "
-        f"| {trips:.4f} | |",
+        f"| server's round trips on the request path (MONITOR, {mon.requests} untimed requests) | {trips:.4f} | |",
         f"| usage pusher and connection upkeep (MONITOR, off the request path) "
         f"| {mon.per_request(mon.pusher) + mon.per_request(mon.upkeep):.4f} | |",
         "",
         f"Request-path commands: {_per(mon.request_path, mon.requests)}. Run inside the script, per request: "
         f"{_per(mon.lua, mon.requests)}. Off the path: {_per(mon.pusher + mon.upkeep, mon.requests) or 'none'} "
-        f"(the usage pusher runs every {push_s} s). Commandstats counts the whole server, so other clients' "
-        "commands land in it; MONITOR is filtered to the bench db.",
+        f"(the usage pusher runs every {push_s} s). MONITOR lines are attributed to the server by its own "
+        f"connections' ports (from /proc); {mon.foreign} other clients' commands on db {db} were left out. "
+        "Commandstats covers the whole Redis server, other clients included.",
         "",
         f"Refusals (429): {refusals}; other non-200 answers: {errors}.",
         "",

@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .domain.faults import FaultPlan
 from .domain.recording import Frame, Recording, pacing_delays_s
-from .domain.replay_depth import live_binance_depth
+from .domain.replay_depth import live_binance_depth, live_kraken_v1_snapshot, live_okx_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ReplayStats:
     kills: Counter[str] = field(default_factory=Counter)
     http_served: Counter[str] = field(default_factory=Counter)  # per path and query
     http_not_found: int = 0
+    snapshots_synthesised: int = 0  # snapshots sent in answer to a resubscription
 
 
 class ReplayVenue:
@@ -109,6 +111,26 @@ class ReplayVenue:
             body = self._live_depth(request, body)
         return web.Response(text=body, content_type="application/json")
 
+    def _resubscribe_snapshots(self, conn: str, text: str, served: list[Frame]) -> list[str]:
+        """OKX `books` and Kraken v1 `book` subscriptions answered with a snapshot rebuilt to this point."""
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(message, dict):
+            return []
+        recorded = self.recording.connections[conn].frames
+        upto = self._served_origin.get(conn, -1)
+        out: list[str | None] = []
+        if message.get("op") == "subscribe":
+            for arg in message.get("args", []):
+                if isinstance(arg, dict) and arg.get("channel") == "books":
+                    out.append(live_okx_snapshot(recorded, served, upto, str(arg.get("instId"))))
+        elif message.get("event") == "subscribe" and (message.get("subscription") or {}).get("name") == "book":
+            depth = int(message["subscription"].get("depth", 10))
+            out += [live_kraken_v1_snapshot(recorded, upto, str(pair), depth) for pair in message.get("pair", [])]
+        return [snapshot for snapshot in out if snapshot is not None]
+
     def _live_depth(self, request: web.Request, recorded: str) -> str:
         """A Binance depth request beyond the recorded ones (a resync): the venue's book as served so far."""
         symbol = request.query.get("symbol", "")
@@ -136,11 +158,19 @@ class ReplayVenue:
         kill_after = self.faults.kill_after(conn, connection_index)
         kill = "no kill" if kill_after is None else f"kill after {kill_after} frames"
         log.info("replay %s: connection #%d accepted (%s)", conn, connection_index, kill)
-        streamer = asyncio.create_task(self._stream(request, ws, conn, subscribed, kill_after))
+        # Frame faults happen once, on a conn's first connection; a reconnection gets the clean recording.
+        frames = self.frames[conn] if connection_index == 0 else list(self.recording.connections[conn].frames)
+        served: list[Frame] = []
+        streamer = asyncio.create_task(self._stream(request, ws, conn, frames, served, subscribed, kill_after))
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT and message.data == "ping":
                     await ws.send_str("pong")  # OKX's text keep-alive; WebSocket pings are answered by aiohttp
+                elif message.type == WSMsgType.TEXT and subscribed.is_set():
+                    # A resubscription mid-stream: the venue answers with a fresh snapshot of the book now.
+                    for text in self._resubscribe_snapshots(conn, message.data, served):
+                        await ws.send_str(text)
+                        self.stats.snapshots_synthesised += 1
                 elif message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     subscribed.set()
         finally:
@@ -155,11 +185,12 @@ class ReplayVenue:
         request: web.Request,
         ws: web.WebSocketResponse,
         conn: str,
+        frames: list[Frame],
+        served: list[Frame],
         subscribed: asyncio.Event,
         kill_after: int | None,
     ) -> None:
         await subscribed.wait()
-        frames = self.frames[conn]
         delays = pacing_delays_s(frames, start_ts_s=self.recording.connections[conn].start_ts_s, speed=self.speed)
         loop = asyncio.get_running_loop()
         origin = loop.time()
@@ -173,6 +204,7 @@ class ReplayVenue:
                 elif sent % _YIELD_EVERY_FRAMES == _YIELD_EVERY_FRAMES - 1:
                     await asyncio.sleep(0)
                 await ws.send_str(frame.text)
+                served.append(frame)
                 self.stats.frames_sent[conn] += 1
                 if frame.origin > self._served_origin.get(conn, -1):
                     self._served_origin[conn] = frame.origin

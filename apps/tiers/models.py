@@ -116,4 +116,4 @@ class UsageRecord(models.Model):
         ordering = ["-minute"]
 
     def __str__(self) -> str:
-        return f"{self.api_key_id} {self.endpoint} {self.minute:%Y-%m-%d %H:%M}"
+        return f"{self.api_key.prefix} {self.endpoint} {self.minute:%Y-%m-%d %H:%M}"

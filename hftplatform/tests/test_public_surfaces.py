@@ -34,7 +34,7 @@ def test_openapi_schema_lists_rate_limits_and_both_key_schemes(client: Client) -
 
 
 def test_public_pages_are_limited_per_ip(client: Client, settings: Any) -> None:
-    settings.HFT_PUBLIC_RATE = "3/m"
+    settings.HFT_PUBLIC_RATE = "3/h"
     statuses = [client.get("/", REMOTE_ADDR="198.51.100.7").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = client.get("/api/schema/", REMOTE_ADDR="198.51.100.7")
@@ -44,7 +44,7 @@ def test_public_pages_are_limited_per_ip(client: Client, settings: Any) -> None:
 
 
 def test_admin_login_attempts_are_limited_per_ip(client: Client, settings: Any) -> None:
-    settings.HFT_LOGIN_RATE = "2/m"
+    settings.HFT_LOGIN_RATE = "2/h"
     form = {"username": "mallory", "password": "guess", "next": "/admin/"}
     statuses = [client.post("/admin/login/", form, REMOTE_ADDR="203.0.113.5").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]  # 200: the form again, with "wrong password"
