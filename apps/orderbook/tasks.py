@@ -7,8 +7,9 @@ from apps.orderbook.services.supervision import CONSOLIDATOR, lapsed_feeds, run_
 
 
 @shared_task(acks_late=False, ignore_result=True)
-def run_feed_task(name: str) -> str:
-    return run_feed(name)
+def run_feed_task(name: str, max_seconds: float | None = None) -> str:
+    """Hold the feed's lease and run it (until the lease is lost, or for `max_seconds`)."""
+    return run_feed(name, max_seconds=max_seconds)
 
 
 @shared_task(acks_late=False, ignore_result=True)
