@@ -546,6 +546,7 @@ def run(args: argparse.Namespace) -> Results:
         print(f"daphne on {HOST}:{port} (log {log.name}); pinning: {pinned}", flush=True)
         with running_server(env, port, server_cpus, log) as pid:
             phases = asyncio.run(drive(args, port, key, pid))
+    Path(log.name).unlink()  # kept only when the run fails, to show why
     return Results(phases, pinned, started, time.monotonic() - t0, facts)
 
 

@@ -25,5 +25,5 @@ def supervise_feeds() -> list[str]:
         if name == CONSOLIDATOR:
             run_consolidator_task.apply_async(queue="feeds")
         else:
-            run_feed_task.apply_async(args=[name], queue="feeds")
+            run_feed_task.apply_async(args=(name,), queue="feeds")
     return started

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -24,7 +24,7 @@ PAIR = OpenApiParameter("pair", str, OpenApiParameter.PATH, description="BTC-USD
 
 def tier_limit(request: Request, name: str) -> Any:
     """A limit of the caller's tier (the principal is set by the platform's authentication)."""
-    return getattr(request.user.tier, name)
+    return getattr(cast(Any, request.user).tier, name)
 
 
 class ListInstrumentsView(APIView):
@@ -61,7 +61,10 @@ class BookDeltasView(APIView):
         data = query.validated_data
         return Response(
             book_deltas(
-                pair, data.get("venue"), data["since_sequence"], data["limit"],
+                pair,
+                data.get("venue"),
+                data["since_sequence"],
+                data["limit"],
                 tier_limit(request, "delta_history_length"),
             )
         )

@@ -314,7 +314,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
         response: HttpResponse | None = super().response_action(request, queryset)
         return response
 
-    def render_change_form(  # noqa: PLR0917 (Django's signature)
+    def render_change_form(
         self,
         request: HttpRequest,
         context: dict[str, Any],

@@ -23,7 +23,7 @@ from .recording import Frame
 def live_binance_depth(snapshot_body: str, frames: Sequence[Frame], upto_origin: int, symbol: str, limit: int) -> str:
     snapshot = orjson.loads(snapshot_body)
     last_id = int(snapshot["lastUpdateId"])
-    book = {"b": {p: q for p, q in snapshot["bids"]}, "a": {p: q for p, q in snapshot["asks"]}}
+    book = {"b": dict(snapshot["bids"]), "a": dict(snapshot["asks"])}
     symbol = symbol.upper()
     for frame in frames[: upto_origin + 1]:
         if '"depthUpdate"' not in frame.text:
@@ -71,7 +71,7 @@ def live_okx_snapshot(recorded: Sequence[Frame], served: Sequence[Frame], upto_o
     if not seen:
         return None
     bids, asks = book.top_text(BID, 400), book.top_text(ASK, 400)
-    item: dict[str, Any] = {
+    snapshot: dict[str, Any] = {
         "asks": [[p, q, "0", "1"] for p, q in asks],
         "bids": [[p, q, "0", "1"] for p, q in bids],
         "ts": ts,
@@ -79,8 +79,8 @@ def live_okx_snapshot(recorded: Sequence[Frame], served: Sequence[Frame], upto_o
     }
     last_seq = _last_okx_seq(served, inst_id)
     if last_seq is not None:
-        item.update(prevSeqId=-1, seqId=last_seq, checksum=0)
-    message = {"arg": {"channel": "books", "instId": inst_id}, "action": "snapshot", "data": [item]}
+        snapshot.update(prevSeqId=-1, seqId=last_seq, checksum=0)
+    message = {"arg": {"channel": "books", "instId": inst_id}, "action": "snapshot", "data": [snapshot]}
     return orjson.dumps(message).decode()
 
 

@@ -54,8 +54,17 @@ class Pending:
 
     def numbered(self, seq: int, publish_ts_ns: int) -> BookEvent:
         return BookEvent(
-            self.book, seq, self.kind, self.bids, self.asks, self.price_exp, self.size_exp,
-            self.exchange_ts_ns, self.receive_ts_ns, publish_ts_ns, self.reason,
+            self.book,
+            seq,
+            self.kind,
+            self.bids,
+            self.asks,
+            self.price_exp,
+            self.size_exp,
+            self.exchange_ts_ns,
+            self.receive_ts_ns,
+            publish_ts_ns,
+            self.reason,
         )
 
 
@@ -68,6 +77,7 @@ class MarketDataBus(Protocol):
     def bounds(self, book: str) -> tuple[int, int]:
         """(oldest sequence still in history, latest sequence); (0, 0) for an unknown book."""
         ...
+
     def books(self) -> list[str]: ...
 
 

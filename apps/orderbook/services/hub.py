@@ -98,9 +98,17 @@ class MarketDataHub:
             if replica is None:
                 return None
             return BookView(
-                book, replica.seq, replica.top(BID, depth), replica.top(ASK, depth), replica.price_exp,
-                replica.size_exp, replica.is_stale, replica.exchange_ts_ns, replica.publish_ts_ns,
-                replica.depth(BID), replica.depth(ASK),
+                book,
+                replica.seq,
+                replica.top(BID, depth),
+                replica.top(ASK, depth),
+                replica.price_exp,
+                replica.size_exp,
+                replica.is_stale,
+                replica.exchange_ts_ns,
+                replica.publish_ts_ns,
+                replica.depth(BID),
+                replica.depth(ASK),
             )
 
     def books(self) -> list[str]:
@@ -129,7 +137,7 @@ class RedisHubListener:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.subscribe(LIVE_CHANNEL)
                 # Subscribed first, then bootstrapped: events published in between arrive twice and the
                 # replica ignores the ones it already has, so nothing falls between the two.

@@ -96,14 +96,21 @@ def ensure_listings(config: FeedConfig) -> list[Listing]:
         base, _, quote = symbol.partition("-")
         instrument, _ = Instrument.objects.get_or_create(
             symbol=symbol,
-            defaults={"base": base, "quote": quote.partition("-")[0] or quote,
-                      "price_exp": config.price_decimals, "size_exp": config.size_decimals},
+            defaults={
+                "base": base,
+                "quote": quote.partition("-")[0] or quote,
+                "price_exp": config.price_decimals,
+                "size_exp": config.size_decimals,
+            },
         )
         listing = Listing.objects.filter(venue=venue, instrument=instrument).first()
         if listing is None:
             listing = Listing.objects.create(
-                venue=venue, instrument=instrument, venue_symbol=default_venue_symbol(config.protocol, symbol),
-                price_exp=config.price_decimals, size_exp=config.size_decimals,
+                venue=venue,
+                instrument=instrument,
+                venue_symbol=default_venue_symbol(config.protocol, symbol),
+                price_exp=config.price_decimals,
+                size_exp=config.size_decimals,
             )
             if config.price_decimals > instrument.price_exp or config.size_decimals > instrument.size_exp:
                 instrument.price_exp = max(instrument.price_exp, config.price_decimals)
@@ -124,15 +131,11 @@ def build_runner(
         for listing in feed_listings
     }
     symbols = {symbol for _, symbol in listings}
-    instruments = {
-        i.symbol: Precision(i.price_exp, i.size_exp) for i in Instrument.objects.filter(symbol__in=symbols)
-    }
+    instruments = {i.symbol: Precision(i.price_exp, i.size_exp) for i in Instrument.objects.filter(symbol__in=symbols)}
     publisher = FeedPublisher(bus or get_bus(), listings, instruments, time.time_ns, consolidate=consolidate)
     connections = []
     for config, feed_listings in per_feed:
-        specs = [
-            InstrumentSpec(l.instrument.symbol, l.venue_symbol, l.price_exp, l.size_exp) for l in feed_listings
-        ]
+        specs = [InstrumentSpec(x.instrument.symbol, x.venue_symbol, x.price_exp, x.size_exp) for x in feed_listings]
         connections.append(
             VenueConnection(config.name, make_protocol(config, specs), config.ws_url, config.rest_url, publisher)
         )

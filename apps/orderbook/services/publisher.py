@@ -80,8 +80,14 @@ class FeedPublisher:
         kind = SNAPSHOT if change.is_reset else DELTA
         out = [
             Pending(
-                book_id(change.venue, change.symbol), kind, change.bids, change.asks, venue_prec.price_exp,
-                venue_prec.size_exp, change.exchange_ts_ns, change.receive_ts_ns,
+                book_id(change.venue, change.symbol),
+                kind,
+                change.bids,
+                change.asks,
+                venue_prec.price_exp,
+                venue_prec.size_exp,
+                change.exchange_ts_ns,
+                change.receive_ts_ns,
             )
         ]
         if self.consolidate:
@@ -91,13 +97,19 @@ class FeedPublisher:
     def _fold_change(self, change: BookChange, venue_prec: Precision) -> Pending:
         book = self._consolidated(change.symbol)
         bids, asks = book.apply(
-            change.venue, change.bids, change.asks,
-            price_exp=venue_prec.price_exp, size_exp=venue_prec.size_exp, is_reset=change.is_reset,
+            change.venue,
+            change.bids,
+            change.asks,
+            price_exp=venue_prec.price_exp,
+            size_exp=venue_prec.size_exp,
+            is_reset=change.is_reset,
         )
         live = self.live_venues.setdefault(change.symbol, set())
         was_live = bool(live)
         live.add(change.venue)
-        return self._consolidated_event(change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns)
+        return self._consolidated_event(
+            change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns
+        )
 
     def consolidate_events(self, events: Iterable[BookEvent]) -> list[BookEvent]:
         """The Consolidator's path: fold published venue events into consolidated books and publish those."""
@@ -111,7 +123,12 @@ class FeedPublisher:
                 pending += self._fold_stale(BookStale(venue, symbol, event.reason, event.receive_ts_ns))
             else:
                 change = BookChange(
-                    venue, symbol, event.bids, event.asks, event.kind == SNAPSHOT, event.exchange_ts_ns,
+                    venue,
+                    symbol,
+                    event.bids,
+                    event.asks,
+                    event.kind == SNAPSHOT,
+                    event.exchange_ts_ns,
                     event.receive_ts_ns,
                 )
                 pending.append(self._fold_change(change, prec))
@@ -126,8 +143,15 @@ class FeedPublisher:
         prec = self.listings[(stale.venue, stale.symbol)]
         out = [
             Pending(
-                book_id(stale.venue, stale.symbol), STALE, (), (), prec.price_exp, prec.size_exp, None,
-                stale.receive_ts_ns, stale.reason,
+                book_id(stale.venue, stale.symbol),
+                STALE,
+                (),
+                (),
+                prec.price_exp,
+                prec.size_exp,
+                None,
+                stale.receive_ts_ns,
+                stale.reason,
             )
         ]
         return out + (self._fold_stale(stale) if self.consolidate else [])
@@ -143,14 +167,31 @@ class FeedPublisher:
         cons = book_id(CONSOLIDATED, stale.symbol)
         prec_c = self.instruments[stale.symbol]
         if not live:
-            out.append(Pending(cons, STALE, (), (), prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns,
-                               f"no live venue ({stale.venue}: {stale.reason})"))
+            out.append(
+                Pending(
+                    cons,
+                    STALE,
+                    (),
+                    (),
+                    prec_c.price_exp,
+                    prec_c.size_exp,
+                    None,
+                    stale.receive_ts_ns,
+                    f"no live venue ({stale.venue}: {stale.reason})",
+                )
+            )
         elif bids or asks:
             out.append(Pending(cons, DELTA, bids, asks, prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns))
         return out
 
     def _consolidated_event(
-        self, symbol: str, bids: tuple[Level, ...], asks: tuple[Level, ...], was_live: bool, exchange_ts_ns: int | None, receive_ts_ns: int
+        self,
+        symbol: str,
+        bids: tuple[Level, ...],
+        asks: tuple[Level, ...],
+        was_live: bool,
+        exchange_ts_ns: int | None,
+        receive_ts_ns: int,
     ) -> Pending:
         prec = self.instruments[symbol]
         cons = book_id(CONSOLIDATED, symbol)
@@ -159,7 +200,16 @@ class FeedPublisher:
             return Pending(cons, DELTA, bids, asks, prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
         # First live venue (again): the consolidated book restarts with a snapshot of everything it holds.
         book = self.consolidated[symbol]
-        return Pending(cons, SNAPSHOT, book.levels(BID), book.levels(ASK), prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
+        return Pending(
+            cons,
+            SNAPSHOT,
+            book.levels(BID),
+            book.levels(ASK),
+            prec.price_exp,
+            prec.size_exp,
+            exchange_ts_ns,
+            receive_ts_ns,
+        )
 
     def _consolidated(self, symbol: str) -> ConsolidatedBook:
         book = self.consolidated.get(symbol)
@@ -170,7 +220,7 @@ class FeedPublisher:
 
     def _after_publish(self, event: BookEvent, now: int) -> None:
         replica = self.replicas.get(event.book)
-        if replica is None or event.seq != replica.seq + 1 and event.kind != SNAPSHOT:
+        if replica is None or (event.seq != replica.seq + 1 and event.kind != SNAPSHOT):
             # A new book, or a sequence this process did not continue (another runner, a Redis reset):
             # start a replica from here; the next checkpoint is written from its first snapshot.
             replica = self.replicas[event.book] = BookReplica(event.book, event.price_exp, event.size_exp)

@@ -51,8 +51,12 @@ def catalogue() -> Catalogue:
             }
         for listing in Listing.objects.select_related("venue", "instrument").order_by("venue__slug"):
             instruments[listing.instrument.symbol]["venues"].append(
-                {"venue": listing.venue.slug, "venue_symbol": listing.venue_symbol,
-                 "price_decimals": listing.price_exp, "size_decimals": listing.size_exp}
+                {
+                    "venue": listing.venue.slug,
+                    "venue_symbol": listing.venue_symbol,
+                    "price_decimals": listing.price_exp,
+                    "size_decimals": listing.size_exp,
+                }
             )
             venues.setdefault(listing.instrument.symbol, set()).add(listing.venue.slug)
         _catalogue = Catalogue(instruments, {k: frozenset(v) for k, v in venues.items()}, time.monotonic())

@@ -8,10 +8,12 @@ the publisher; `Reconnect` closes the socket and opens it again after an exponen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -54,7 +56,7 @@ class VenueConnection:
         self.messages = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_MIN_S
@@ -64,7 +66,7 @@ class VenueConnection:
                 started = time.monotonic()
                 try:
                     await self._session_once(session, stop)
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     logger.warning("%s: connection failed: %s", self.name, exc)
                 finally:
                     self._ws = None
@@ -73,12 +75,10 @@ class VenueConnection:
                     backoff = BACKOFF_MIN_S  # it was up for a while: this is a fresh failure
                 if stop.is_set():
                     break
-                delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not security
+                delay = backoff * (0.5 + random.random())
                 logger.info("%s: reconnecting in %.2f s", self.name, delay)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             for task in list(self._tasks):
                 task.cancel()
@@ -131,8 +131,8 @@ class VenueConnection:
         if platform:
             self.publisher.handle(platform)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -147,7 +147,7 @@ class VenueConnection:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as response:
                 body = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             logger.warning("%s: GET %s failed: %s", self.name, url, exc)
             status, body = 599, ""
         self._dispatch(self.protocol.on_rest(fetch.key, status, body, self.clock()))

@@ -118,8 +118,8 @@ def run_consolidator(*, max_seconds: float | None = None) -> str:
     from apps.orderbook.models import Instrument, Listing
 
     listings = {
-        (l.venue.slug, l.instrument.symbol): Precision(l.price_exp, l.size_exp)
-        for l in Listing.objects.select_related("venue", "instrument")
+        (x.venue.slug, x.instrument.symbol): Precision(x.price_exp, x.size_exp)
+        for x in Listing.objects.select_related("venue", "instrument")
     }
     instruments = {i.symbol: Precision(i.price_exp, i.size_exp) for i in Instrument.objects.all()}
     bus = RedisBus(client, settings.HFT_DELTA_HISTORY)

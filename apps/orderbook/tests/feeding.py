@@ -33,7 +33,9 @@ class Recording:
                 yield r
 
 
-def drive(protocol: VenueProtocol, rec: Recording, sink: Callable[[list[Output]], None], conn: str | None = None) -> None:
+def drive(
+    protocol: VenueProtocol, rec: Recording, sink: Callable[[list[Output]], None], conn: str | None = None
+) -> None:
     """Feed every recv frame; answer each Fetch once the recording has reached its REST record's time."""
     pending: list[Fetch] = []
 

@@ -26,7 +26,12 @@ def specs(symbols: dict[str, str]) -> list[InstrumentSpec]:
 
 def run(file: str, symbols: dict[str, str], faults: str = "", **kwargs: object) -> LoopbackRun:
     return replay(
-        recording(file), "binance", specs(symbols), lambda conn, s: BinanceProtocol(s), faults=faults, **kwargs  # type: ignore[arg-type]
+        recording(file),
+        "binance",
+        specs(symbols),
+        lambda conn, s: BinanceProtocol(s),
+        faults=faults,
+        **kwargs,
     )
 
 
@@ -84,7 +89,9 @@ def test_dropped_depth_frame_resyncs_and_publishes_a_reset() -> None:
 
 def test_duplicate_and_late_frames_are_ignored() -> None:
     clean = run("binance_spot_2021-10-12.replay.jsonl", SPOT)
-    faulty = run("binance_spot_2021-10-12.replay.jsonl", SPOT, "dup:depthUpdate:NKNUSDT:30,dup:depthUpdate:NKNUSDT:50:5")
+    faulty = run(
+        "binance_spot_2021-10-12.replay.jsonl", SPOT, "dup:depthUpdate:NKNUSDT:30,dup:depthUpdate:NKNUSDT:50:5"
+    )
     assert not [e for books in faulty.books().values() for e in books if e.kind == STALE]
     book = "binance:NKN-USDT"
     assert rebuilt(faulty, book).top(BID) == rebuilt(clean, book).top(BID)

@@ -128,8 +128,12 @@ def run_kraken(faults: str = "") -> tuple[LoopbackRun, dict[str, list[Instrument
     by_conn = kraken_specs_by_conn()
     all_specs = [s for group in by_conn.values() for s in group]
     result = replay(
-        recording(KRAKEN), "kraken", all_specs, lambda conn, s: KrakenV1Protocol(by_conn[conn], depth=1000),
-        faults=faults, timeout_s=60,
+        recording(KRAKEN),
+        "kraken",
+        all_specs,
+        lambda conn, s: KrakenV1Protocol(by_conn[conn], depth=1000),
+        faults=faults,
+        timeout_s=60,
     )
     return result, by_conn
 
@@ -143,7 +147,7 @@ def test_kraken_all_4269_checksums_verify_and_books_are_gap_free() -> None:
 
 
 def test_kraken_corrupted_level_fails_the_checksum_then_resyncs() -> None:
-    clean, by_conn = run_kraken()
+    clean, _ = run_kraken()
     result, _ = run_kraken("corrupt:book:XMR/USD:100")
     assert result.checks("checksum", ok=False) == 1
     kinds = [e.kind for e in result.books()["kraken:XMR-USD"]]

@@ -62,7 +62,7 @@ def test_instruments_named_in_feeds_are_created(settings: Any) -> None:
     build_runner(feeds)
     doge = Instrument.objects.get(symbol="DOGE-USDT")
     assert (doge.base, doge.quote) == ("DOGE", "USDT")
-    listings = {l.venue.slug: l for l in Listing.objects.filter(instrument=doge).select_related("venue")}
+    listings = {x.venue.slug: x for x in Listing.objects.filter(instrument=doge).select_related("venue")}
     assert listings["binance"].venue_symbol == "DOGEUSDT"
     assert (listings["binance"].price_exp, listings["binance"].size_exp) == (5, 0)
     assert listings["newvenue"].venue_symbol == "DOGE-USDT"
@@ -85,8 +85,14 @@ def sim_venue() -> Iterator[int]:
 
 def sim_feed(port: int) -> str:
     return orjson.dumps(
-        [{"venue": "sim", "instruments": ["BTC-USDT"], "ws_url": f"ws://127.0.0.1:{port}",
-          "rest_url": f"http://127.0.0.1:{port}"}]
+        [
+            {
+                "venue": "sim",
+                "instruments": ["BTC-USDT"],
+                "ws_url": f"ws://127.0.0.1:{port}",
+                "rest_url": f"http://127.0.0.1:{port}",
+            }
+        ]
     ).decode()
 
 
@@ -146,9 +152,27 @@ def test_celery_worker_on_the_feeds_queue_runs_a_leased_feed(market_redis: str, 
         "HFT_USAGE_BACKGROUND": "0",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "hftplatform", "worker", "-Q", "feeds", "--pool=solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hftplatform",
+            "worker",
+            "-Q",
+            "feeds",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         from celery import Celery

@@ -180,7 +180,9 @@ def test_deltas_older_than_the_tier_history_are_gone(carol: Persona) -> None:
         ("/api/hft/orderbook/BTC-USDT/snapshot", {"venue": "sim"}, 503, "book_not_available"),
     ],
 )
-def test_bad_requests_get_coded_errors(alice: Persona, path: str, params: dict[str, Any], status: int, code: str) -> None:
+def test_bad_requests_get_coded_errors(
+    alice: Persona, path: str, params: dict[str, Any], status: int, code: str
+) -> None:
     run_binance_recording()
     response = alice.client().get(path, params)
     assert response.status_code == status, response.content

@@ -83,7 +83,7 @@ def test_burst_exhausted_answers_429_naming_the_window(bob: Persona) -> None:
     ],
 )
 def test_bad_credentials_get_a_coded_4xx_never_500(headers: dict[str, str], status: int, code: str) -> None:
-    response = APIClient().get(URL, **headers)  # type: ignore[arg-type]
+    response = APIClient().get(URL, **headers)
     assert response.status_code == status
     assert response.json()["code"] == code
     if status == 401:

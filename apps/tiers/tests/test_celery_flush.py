@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
 from apps.tiers.models import UsageRecord
 from apps.tiers.services.usage import push_usage
 from apps.tiers.tests.conftest import Persona
-from celery import Celery
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [

@@ -44,7 +44,7 @@ class Command(BaseCommand):
 
     def _leases(self, feeds: list[FeedConfig]) -> list[Lease]:
         client = redis_client()
-        leases = []
+        leases: list[Lease] = []
         for name in [f.name for f in feeds] + [CONSOLIDATOR]:
             lease = Lease(client, name, settings.HFT_FEED_LEASE_MS)
             if not lease.acquire():
@@ -61,8 +61,9 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         holders = [asyncio.ensure_future(hold_lease(lease, stop)) for lease in leases]
         task = asyncio.ensure_future(runner.run())
-        await asyncio.wait([task, asyncio.ensure_future(stop.wait())], timeout=seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [task, asyncio.ensure_future(stop.wait())], timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
         runner.request_stop()
         await asyncio.gather(task, return_exceptions=True)
         for holder in holders:

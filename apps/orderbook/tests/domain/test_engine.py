@@ -68,7 +68,9 @@ def test_book_matches_a_dict_model_and_reports_only_real_changes(ops: list[tuple
 
 @settings(max_examples=100, deadline=None)
 @given(updates, st.integers(min_value=1, max_value=10))
-def test_truncate_keeps_the_best_levels_and_reports_the_rest_removed(ops: list[tuple[str, str, str]], depth: int) -> None:
+def test_truncate_keeps_the_best_levels_and_reports_the_rest_removed(
+    ops: list[tuple[str, str, str]], depth: int
+) -> None:
     book = OrderBook(2, 3)
     for side, price, qty in ops:
         book.apply(side, price, qty)
@@ -90,12 +92,14 @@ def test_published_checksum_vectors_verify() -> None:
 
     def text(levels: list[dict[str, float]]) -> list[tuple[str, str]]:
         fmt = lambda v, n: f"{Decimal(repr(v)):.{n}f}"  # noqa: E731
-        return [(fmt(l["price"], kraken["price_precision"]), fmt(l["qty"], kraken["qty_precision"])) for l in levels]
+        return [(fmt(lv["price"], kraken["price_precision"]), fmt(lv["qty"], kraken["qty_precision"])) for lv in levels]
 
     assert kraken_checksum(text(kraken["bids"]), text(kraken["asks"])) == kraken["expected_checksum"]
 
 
-def event(seq: int, kind: str, bids: tuple[tuple[int, int], ...] = (), asks: tuple[tuple[int, int], ...] = ()) -> BookEvent:
+def event(
+    seq: int, kind: str, bids: tuple[tuple[int, int], ...] = (), asks: tuple[tuple[int, int], ...] = ()
+) -> BookEvent:
     return BookEvent("x:A-B", seq, kind, bids, asks, 2, 2, None, 0, 0)
 
 
@@ -128,14 +132,13 @@ def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str,
         if goes_stale:
             changes, _ = cons.remove_venue(venue)
             venues.pop(venue, None)
+        elif is_reset or venue not in venues:
+            venues[venue] = dict(new_levels)
+            changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=True)
         else:
-            if is_reset or venue not in venues:
-                venues[venue] = dict(new_levels)
-                changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=True)
-            else:
-                for price, qty in new_levels.items():
-                    venues[venue][price] = qty
-                changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=False)
+            for price, qty in new_levels.items():
+                venues[venue][price] = qty
+            changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=False)
         for price, total in changes:
             if total:
                 mirror[price] = total
@@ -147,5 +150,5 @@ def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str,
                 expected[price * 10] = expected.get(price * 10, 0) + qty * 10
         assert dict(cons.levels(BID)) == expected
         assert mirror == expected  # the emitted deltas alone rebuild it
-        for price in expected:
-            assert sum(cons.shares(BID, price).values()) == expected[price]
+        for price, total in expected.items():
+            assert sum(cons.shares(BID, price).values()) == total

@@ -87,8 +87,8 @@ def test_cheapest_public_tier_with_a_feature() -> None:
         TierOffer("ent", "Ent", Decimal("1999"), frozenset({"microstructure", "binary_stream"})),
         TierOffer("secret", "Secret", Decimal("1"), frozenset({"binary_stream"}), is_public=False),
     ]
-    assert cheapest_tier_with("microstructure", offers).slug == "pro"  # type: ignore[union-attr]
-    assert cheapest_tier_with("binary_stream", offers).slug == "ent"  # type: ignore[union-attr]
+    assert cheapest_tier_with("microstructure", offers).slug == "pro"
+    assert cheapest_tier_with("binary_stream", offers).slug == "ent"
     assert cheapest_tier_with("co_location", offers) is None
 
 
