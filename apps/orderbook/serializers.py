@@ -8,6 +8,9 @@ from rest_framework import serializers
 class SnapshotQuerySerializer(serializers.Serializer):
     venue = serializers.CharField(required=False, allow_blank=True, help_text="A venue slug; default consolidated")
     depth = serializers.IntegerField(required=False, min_value=1, max_value=100_000, help_text="Levels per side")
+    breakdown = serializers.BooleanField(
+        required=False, default=False, help_text="Consolidated only: each venue's size at the levels shown"
+    )
 
 
 class DeltasQuerySerializer(serializers.Serializer):
@@ -49,6 +52,8 @@ class SnapshotSerializer(serializers.Serializer):
     stale = serializers.BooleanField(help_text="true while the book is being resynchronised")
     depth = serializers.IntegerField()
     levels_available = serializers.DictField(child=serializers.IntegerField())
+    depth_capped = serializers.BooleanField(help_text="true when your tier capped the depth you asked for")
+    venues = serializers.DictField(required=False, help_text="With breakdown=true: venue → {bids, asks} sizes")
 
 
 class DeltaSerializer(serializers.Serializer):

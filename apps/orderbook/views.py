@@ -45,7 +45,9 @@ class BookSnapshotView(APIView):
         cap = tier_limit(request, "max_book_depth")
         requested = query.validated_data.get("depth", DEFAULT_DEPTH if cap is None else min(cap, DEFAULT_DEPTH))
         depth = requested if cap is None else min(requested, cap)
-        body = book_snapshot(pair, query.validated_data.get("venue"), depth)
+        body = book_snapshot(
+            pair, query.validated_data.get("venue"), depth, breakdown=query.validated_data["breakdown"]
+        )
         body["depth_capped"] = depth < requested
         return Response(body)
 

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from apps.orderbook.domain.book import ASK, BID
 from apps.orderbook.domain.events import BookEvent, book_id
 from apps.orderbook.domain.render import event_json, levels_json
 from apps.orderbook.exceptions import BookNotAvailable, HistoryTooOld, SequenceAhead, UnknownPair, UnknownVenue
 from apps.orderbook.models import Instrument, Listing
 from apps.orderbook.services.feeds import normalise_symbol
+from apps.orderbook.services.hub import BookView
 from apps.orderbook.services.market import get_bus, get_hub
 from apps.orderbook.services.publisher import CONSOLIDATED
 
@@ -84,12 +86,13 @@ def resolve_book(pair: str, venue: str | None) -> tuple[str, str, str]:
     return symbol, venue, book_id(venue, symbol)
 
 
-def book_snapshot(pair: str, venue: str | None, depth: int) -> dict[str, Any]:
+def book_snapshot(pair: str, venue: str | None, depth: int, *, breakdown: bool = False) -> dict[str, Any]:
     symbol, label, book = resolve_book(pair, venue)
-    view = get_hub().view(book, depth)
+    hub = get_hub()
+    view = hub.view(book, depth)
     if view is None:
         raise BookNotAvailable(f"No data for {symbol} on {label} yet; is its feed running?")
-    return {
+    body = {
         "pair": symbol,
         "venue": label,
         "bids": levels_json(view.bids, view.price_exp, view.size_exp),
@@ -101,6 +104,28 @@ def book_snapshot(pair: str, venue: str | None, depth: int) -> dict[str, Any]:
         "depth": depth,
         "levels_available": {"bids": view.total_bid_levels, "asks": view.total_ask_levels},
     }
+    if breakdown and label == CONSOLIDATED:
+        body["venues"] = venue_shares(symbol, view)
+    return body
+
+
+def venue_shares(symbol: str, view: BookView) -> dict[str, dict[str, list[list[str]]]]:
+    """Each venue's quantity at the consolidated levels shown, from the venues' own replicas."""
+    hub = get_hub()
+    prices = {BID: {p for p, _ in view.bids}, ASK: {p for p, _ in view.asks}}
+    shares: dict[str, dict[str, list[list[str]]]] = {}
+    for venue in sorted(catalogue().venues_by_symbol.get(symbol, ())):
+        venue_view = hub.view(book_id(venue, symbol), None)
+        if venue_view is None or venue_view.is_stale:
+            continue  # a stale venue is not in the consolidated book
+        scale = 10 ** (view.price_exp - venue_view.price_exp)
+        size_scale = 10 ** (view.size_exp - venue_view.size_exp)
+        sides: dict[str, list[list[str]]] = {}
+        for side, levels in ((BID, venue_view.bids), (ASK, venue_view.asks)):
+            own = [(p * scale, q * size_scale) for p, q in levels if p * scale in prices[side]]
+            sides["bids" if side == BID else "asks"] = levels_json(own, view.price_exp, view.size_exp)
+        shares[venue] = sides
+    return shares
 
 
 def book_deltas(pair: str, venue: str | None, since: int, limit: int, history_allowed: int) -> dict[str, Any]:

@@ -204,3 +204,22 @@ def test_instruments_list_ids_precision_and_listings(alice: Persona) -> None:
     assert {v["venue"] for v in by_symbol["BTC-USDT"]["venues"]} >= {"sim", "binance", "okx"}
     assert by_symbol["BTC-USD"]["venues"][0]["venue_symbol"] in ("BTC-USD", "XBT/USD")
     assert all(isinstance(i["id"], int) for i in body)
+
+
+def test_rest_shows_stale_while_a_book_resyncs_and_consolidated_without_it(alice: Persona) -> None:
+    from apps.orderbook.domain.events import BookStale
+
+    _, publisher, _ = run_binance_recording()
+    publisher.handle([BookStale("binance", "NKN-USDT", "gap: U=5 after u=3", time.time_ns())])
+    client = alice.client()
+    venue = client.get("/api/hft/orderbook/NKN-USDT/snapshot", {"venue": "binance"}).json()
+    assert venue["stale"] is True
+    consolidated = client.get("/api/hft/orderbook/NKN-USDT/snapshot").json()
+    assert consolidated["stale"] is True  # its only venue is out: last known levels, flagged
+
+
+def test_consolidated_snapshot_breaks_sizes_down_by_venue(alice: Persona) -> None:
+    run_binance_recording()
+    body = alice.client().get("/api/hft/orderbook/NKN-USDT/snapshot", {"depth": 3, "breakdown": "true"}).json()
+    assert body["venues"]["binance"]["bids"] == body["bids"]
+    assert body["venues"]["binance"]["asks"] == body["asks"]

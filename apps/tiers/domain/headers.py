@@ -7,6 +7,8 @@ policy closest to running out; `X-RateLimit-Reset` is epoch seconds (GitHub's co
 
 from __future__ import annotations
 
+import functools
+
 from .ratelimit import BURST, WINDOWS, Decision, Limits
 
 
@@ -14,6 +16,7 @@ def _ceil_s(ms: int) -> int:
     return max(0, -(-ms // 1000))
 
 
+@functools.lru_cache(maxsize=1024)
 def policy_header(limits: Limits) -> str:
     items = [f'"{BURST}";q={limits.burst};w={limits.burst_window_s}']
     items += [f'"{name}";q={limits.window_limit(name)};w={length_s}' for name, length_s in WINDOWS]

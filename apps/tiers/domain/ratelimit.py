@@ -24,7 +24,9 @@ class Limits:
     per_day: int
 
     def window_limit(self, name: str) -> int:
-        return {"minute": self.per_minute, "hour": self.per_hour, "day": self.per_day}[name]
+        if name == "minute":
+            return self.per_minute
+        return self.per_hour if name == "hour" else self.per_day
 
     @property
     def burst_window_s(self) -> int:

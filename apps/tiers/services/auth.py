@@ -202,13 +202,16 @@ def admit_request(
 ) -> Admission:
     """Authenticate a request and spend one unit of its customer's rate limit (refusal is in the result)."""
     raw_key = extract_key(authorization, x_api_key, query_key, settings.HFT_MAX_KEY_HEADER_BYTES)
-    address = client_address(remote_addr, forwarded_for, _trusted_proxies())
     principal = resolve_key(raw_key)
+    # Parsing the address costs on every request; only an allow-list needs it.
+    address = client_address(remote_addr, forwarded_for, _trusted_proxies()) if principal.networks else None
     check_access(principal, address)
     limit = limiter.hit(principal.customer_id, principal.tier.limits, now_ms)
     if limit.auth_generation is not None and key_cache.observe(limit.auth_generation):
         # Staff changed something somewhere: judge this request by the fresh rows.
         principal = resolve_key(raw_key)
+        if principal.networks and address is None:
+            address = client_address(remote_addr, forwarded_for, _trusted_proxies())
         check_access(principal, address)
     return Admission(principal, limit, address)
 
