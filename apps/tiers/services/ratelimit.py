@@ -68,33 +68,36 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    """One EVALSHA per request on a connection of this thread's own.
+    """One EVALSHA per request, on a connection taken from a small free list of our own.
 
-    redis-py's Script call costs ~130 µs of Python per request (pool checkout, retries, wrappers); a
-    thread-local connection speaking the command directly costs a third of that (BENCHMARKS.md).
+    redis-py's Script call costs ~130 µs of Python per request (pool checkout, retries, wrappers);
+    speaking the command on a bare connection costs a third of that (BENCHMARKS.md). Django runs each
+    request's sync code in a thread of its own, so the connections are shared, not thread-local.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._sha = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
-        self._local = threading.local()
+        self._idle: list[Any] = []  # list.pop/append are atomic: no lock on the hot path
 
     def _evalsha(self, keys: list[str], args: list[object]) -> list[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._client.connection_pool.make_connection()
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._client.connection_pool.make_connection()
         try:
             try:
                 conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-                return cast(list[Any], conn.read_response())
+                result = conn.read_response()
             except redis.exceptions.NoScriptError:
                 self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
                 conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-                return cast(list[Any], conn.read_response())
+                result = conn.read_response()
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
-            self._local.conn = None
             raise
+        self._idle.append(conn)
+        return cast(list[Any], result)
 
     def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None, cost: int = 1) -> tuple[Decision, int]:
         tag = f"hft:rl:{{{customer_id}}}"  # hash tag: one cluster slot per customer
