@@ -32,5 +32,9 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/auth_ratelimit.py --write
+	$(BIN)/python bench/ingest.py --write
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
