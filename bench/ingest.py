@@ -232,6 +232,7 @@ class Published(Connector):
 
 
 CLOCKS = ("wall", "cpu")
+ProfileRows = list[tuple[str, float, float]]  # (function, share of own time, share with callees)
 
 
 @dataclass
@@ -281,10 +282,10 @@ def run_rounds(variants: dict[str, Variant], rounds: int, block_s: float, warmup
     return results
 
 
-def profile_in_process(stream: Stream, frame_count: int, top: int) -> tuple[str, list[tuple[str, float, float]], float]:
+def profile_in_process(stream: Stream, frame_count: int, top: int) -> tuple[str, ProfileRows, float]:
     """cProfile over a fresh in-process path (not timed): the report, the top rows and events per frame."""
     variant = Published(stream, "in-process", lambda: InProcessBus(HISTORY_LENGTH))
-    variant.next_batch(0)
+    variant.reset()
     frames = stream.frames[1 : 1 + frame_count]
     publisher = variant.publisher
     before = sum(r.seq for r in publisher.replicas.values())
@@ -294,7 +295,7 @@ def profile_in_process(stream: Stream, frame_count: int, top: int) -> tuple[str,
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(top)
-    raw: Any = stats.stats  # type: ignore[attr-defined]
+    raw: Any = stats.stats
     total = sum(row[2] for row in raw.values())
     rows = sorted(((_func_name(func), row[2], row[3]) for func, row in raw.items()), key=lambda r: -r[1])
     return out.getvalue(), [(n, tt / total, ct / total) for n, tt, ct in rows[:top]], events_per_frame
@@ -318,8 +319,14 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
-def render(args: argparse.Namespace, stream: Stream, res: Results, facts: dict[str, str], profile: Any) -> str:
-    rows, events_per_frame = profile
+def render(
+    args: argparse.Namespace,
+    stream: Stream,
+    res: Results,
+    facts: dict[str, str],
+    rows: ProfileRows,
+    events_per_frame: float,
+) -> str:
     lines = [
         SECTION_START,
         "## Ingest: connector, engine, bus (issue 3)",
@@ -441,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     report, rows, events_per_frame = profile_in_process(stream, args.profile_frames, 15)
     print(report)
     client.flushdb()
-    section = render(args, stream, results, facts, (rows, events_per_frame))
+    section = render(args, stream, results, facts, rows, events_per_frame)
     print(section)
     if args.write:
         write_section(section)

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -80,7 +81,7 @@ class RedisLimiter:
         self._sha = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         self._idle: list[Any] = []  # list.pop/append are atomic: no lock on the hot path
 
-    def _evalsha(self, keys: list[str], args: list[object]) -> list[Any]:
+    def _evalsha(self, keys: list[str], args: Sequence[object]) -> list[Any]:
         try:
             conn = self._idle.pop()
         except IndexError:
