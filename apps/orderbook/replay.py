@@ -81,6 +81,10 @@ class ReplayVenue:
             await self._runner.cleanup()
             self._runner = None
 
+    def served_origin(self, conn: str) -> int:
+        """Index of the furthest recorded frame of `conn` served so far (-1 before any)."""
+        return self._served_origin.get(conn, -1)
+
     def ws_url(self, conn: str) -> str:
         return f"ws://{self.host}:{self.port}/?conn={conn}"
 

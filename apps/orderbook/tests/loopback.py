@@ -76,7 +76,8 @@ def replay(
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            sent = all(server.stats.frames_sent[c] >= len(server.frames[c]) for c in chosen)
+            # The last recorded frame served (on whichever connection): counts add up over reconnections.
+            sent = all(server.served_origin(c) >= len(server.recording.connections[c].frames) - 1 for c in chosen)
             read = all(run.connections[c].messages >= server.stats.frames_sent[c] for c in chosen)
             if sent and read and (settle is None or settle(run)):
                 break

@@ -7,10 +7,13 @@ the resync they should, and afterwards the published book equals an independentl
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from apps.orderbook.domain.book import ASK, BID
 from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, InstrumentSpec
+from apps.orderbook.domain.fixedpoint import to_units
+from apps.orderbook.domain.replay_depth import live_binance_depth
 from apps.orderbook.domain.replica import BookReplica
 from apps.orderbook.domain.venues.binance import BinanceProtocol
 from apps.orderbook.tests.loopback import LoopbackRun, replay
@@ -49,13 +52,20 @@ def rebuilt(result: LoopbackRun, book: str) -> BookReplica:
 
 
 def assert_published_equals_connector(result: LoopbackRun, symbols: dict[str, str]) -> None:
+    """The published book equals the connector's, and a book rebuilt independently from the clean recording."""
     [protocol] = result.protocols.values()
     assert isinstance(protocol, BinanceProtocol)
+    recorded = result.venue.recording
+    [conn] = recorded.connections.values()
     for theirs, ours in symbols.items():
         replica = rebuilt(result, f"binance:{ours}")
         assert not replica.is_stale
         assert replica.top(BID) == protocol.book(theirs).top(BID)
         assert replica.top(ASK) == protocol.book(theirs).top(ASK)
+        [snapshot] = recorded.http[f"/api/v3/depth?symbol={theirs}&limit=1000"]
+        truth = orjson.loads(live_binance_depth(snapshot.body, conn.frames, len(conn.frames) - 1, theirs, 5000))
+        assert replica.top(BID) == [(to_units(p, 8), to_units(q, 8)) for p, q in truth["bids"]]
+        assert replica.top(ASK) == [(to_units(p, 8), to_units(q, 8)) for p, q in truth["asks"]]
 
 
 @pytest.mark.parametrize(
