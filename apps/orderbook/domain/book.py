@@ -19,14 +19,17 @@ TextLevel = tuple[str, str]  # (price text, quantity text) exactly as the venue 
 
 
 class OrderBook:
-    __slots__ = ("_asks", "_bids", "_text", "price_exp", "size_exp")
+    __slots__ = ("_asks", "_bids", "_prices", "_text", "keep_text", "price_exp", "size_exp")
 
-    def __init__(self, price_exp: int, size_exp: int) -> None:
+    def __init__(self, price_exp: int, size_exp: int, *, keep_text: bool = True) -> None:
         self.price_exp = price_exp
         self.size_exp = size_exp
+        # Only checksummed venues (OKX, Kraken) need each level's original text.
+        self.keep_text = keep_text
         self._bids: SortedDict = SortedDict()  # price → qty; best bid is the last key
         self._asks: SortedDict = SortedDict()  # price → qty; best ask is the first key
         self._text: dict[tuple[str, int], TextLevel] = {}
+        self._prices: dict[str, int] = {}  # price text → units: prices recur, so parse each once
 
     def clear(self) -> None:
         self._bids.clear()
@@ -43,19 +46,35 @@ class OrderBook:
 
     def apply(self, side: str, price_text: str, qty_text: str) -> Level | None:
         """Set a level to an absolute quantity; returns the change, or None when nothing changed."""
-        price = to_units(price_text, self.price_exp)
-        qty = to_units(qty_text, self.size_exp)
+        changes = self.apply_many(side, ((price_text, qty_text),))
+        return changes[0] if changes else None
+
+    def apply_many(self, side: str, levels_text: Iterable[TextLevel] | Iterable[list[str]]) -> list[Level]:
+        """Apply a message's levels of one side in order; returns the real changes (the hot path)."""
         levels = self._bids if side == BID else self._asks
-        if qty == 0:
-            if levels.pop(price, None) is None:
-                return None
-            del self._text[(side, price)]
-            return (price, 0)
-        self._text[(side, price)] = (price_text, qty_text)
-        if levels.get(price) == qty:
-            return None
-        levels[price] = qty
-        return (price, qty)
+        prices, text, keep_text = self._prices, self._text, self.keep_text
+        price_exp, size_exp = self.price_exp, self.size_exp
+        changes: list[Level] = []
+        for price_text, qty_text in levels_text:
+            price = prices.get(price_text)
+            if price is None:
+                price = to_units(price_text, price_exp)
+                if len(prices) > 100_000:
+                    prices.clear()
+                prices[price_text] = price
+            qty = to_units(qty_text, size_exp)
+            if qty == 0:
+                if levels.pop(price, None) is not None:
+                    if keep_text:
+                        del text[(side, price)]
+                    changes.append((price, 0))
+                continue
+            if keep_text:
+                text[(side, price)] = (price_text, qty_text)
+            if levels.get(price) != qty:
+                levels[price] = qty
+                changes.append((price, qty))
+        return changes
 
     def truncate(self, side: str, depth: int) -> list[Level]:
         """Drop levels beyond `depth` (Kraken sends no deletes for them); returns them as removals."""
@@ -63,7 +82,7 @@ class OrderBook:
         removed: list[Level] = []
         while len(levels) > depth:
             price, _ = levels.popitem(0 if side == BID else -1)
-            del self._text[(side, price)]
+            self._text.pop((side, price), None)
             removed.append((price, 0))
         return removed
 
@@ -87,6 +106,8 @@ class OrderBook:
         return [(p, levels[p]) for p in keys[:count]]
 
     def top_text(self, side: str, n: int) -> list[TextLevel]:
+        if not self.keep_text:
+            raise ValueError("this book keeps no level text (keep_text=False)")
         return [self._text[(side, price)] for price, _ in self.top(side, n)]
 
     def depth(self, side: str) -> int:

@@ -6,10 +6,7 @@ venues), so sums are exact. A venue that goes stale leaves the consolidated book
 
 from __future__ import annotations
 
-from sortedcontainers import SortedDict
-
 from .book import ASK, BID, Level
-from .fixedpoint import rescale
 
 
 class ConsolidatedBook:
@@ -17,7 +14,8 @@ class ConsolidatedBook:
         self.price_exp = price_exp
         self.size_exp = size_exp
         self._venues: dict[str, dict[str, dict[int, int]]] = {}
-        self._totals: dict[str, SortedDict] = {BID: SortedDict(), ASK: SortedDict()}
+        # Plain dicts: every venue change touches them, while sorted levels are wanted only for a reset.
+        self._totals: dict[str, dict[int, int]] = {BID: {}, ASK: {}}
 
     def apply(
         self,
@@ -33,7 +31,11 @@ class ConsolidatedBook:
         own = self._venues.setdefault(venue, {BID: {}, ASK: {}})
         result = []
         for side, levels in ((BID, bids), (ASK, asks)):
-            scaled = {rescale(p, price_exp, self.price_exp): rescale(q, size_exp, self.size_exp) for p, q in levels}
+            if price_exp == self.price_exp and size_exp == self.size_exp:
+                scaled = dict(levels)
+            else:
+                price_k, size_k = 10 ** (self.price_exp - price_exp), 10 ** (self.size_exp - size_exp)
+                scaled = {p * price_k: q * size_k for p, q in levels}
             if is_reset:
                 # Levels the venue no longer has go to zero; the new book replaces the old.
                 scaled = {**dict.fromkeys(own[side], 0), **scaled}
@@ -59,20 +61,18 @@ class ConsolidatedBook:
             if qty:
                 own[price] = qty
             else:
-                own.pop(price, None)
+                del own[price]
             total = totals.get(price, 0) - old + qty
             if total:
                 totals[price] = total
             else:
-                totals.pop(price, None)
+                del totals[price]
             out.append((price, total))
         return tuple(out)
 
     def levels(self, side: str) -> tuple[Level, ...]:
         """Every consolidated level, best first."""
-        totals = self._totals[side]
-        items = list(totals.items())
-        return tuple(reversed(items)) if side == BID else tuple(items)
+        return tuple(sorted(self._totals[side].items(), reverse=side == BID))
 
     def shares(self, side: str, price: int) -> dict[str, int]:
         """Each venue's quantity at a consolidated price level."""

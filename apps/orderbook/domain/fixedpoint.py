@@ -13,6 +13,8 @@ def to_units(text: str, exponent: int) -> int:
     """`"123.4500"` with exponent 6 → 123450000. Non-negative decimals only; raises PrecisionError if the
     text is not one, or has more significant decimals than `exponent`."""
     whole, dot, frac = text.partition(".")
+    if len(frac) == exponent and text.isascii() and whole.isdigit() and (not dot or frac.isdigit()):
+        return int(whole + frac)  # the common case: the venue writes exactly our decimals
     if not (text.isascii() and whole.isdigit() and (not dot or frac.isdigit())):
         if text.isascii() and ("e" in text or "E" in text):
             return _to_units_slow(text, exponent)

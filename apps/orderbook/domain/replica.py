@@ -83,9 +83,24 @@ class BookReplica:
         )
 
 
-def _set_levels(levels: SortedDict, changes: tuple[Level, ...]) -> None:
+def _set_levels(levels: SortedDict | dict[int, int], changes: tuple[Level, ...]) -> None:
     for price, qty in changes:
         if qty:
             levels[price] = qty
         else:
             levels.pop(price, None)
+
+
+class CheckpointReplica(BookReplica):
+    """A replica kept only to write checkpoints: plain dicts, sorted when asked (about once a second)."""
+
+    __slots__ = ()
+
+    def __init__(self, book: str, price_exp: int, size_exp: int) -> None:
+        super().__init__(book, price_exp, size_exp)
+        self._bids = {}  # type: ignore[assignment]
+        self._asks = {}  # type: ignore[assignment]
+
+    def top(self, side: str, n: int | None = None) -> list[Level]:
+        levels = sorted((self._bids if side == BID else self._asks).items(), reverse=side == BID)
+        return levels if n is None else levels[:n]

@@ -38,7 +38,7 @@ return seq
 Listener = Callable[[BookEvent], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pending:
     """An event before the bus gives it its sequence number."""
 

@@ -16,7 +16,7 @@ from apps.orderbook.domain.book import ASK, BID, Level
 from apps.orderbook.domain.consolidated import ConsolidatedBook
 from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookChange, BookEvent, BookStale, Trade, book_id
 from apps.orderbook.domain.protocol import Output, Verified
-from apps.orderbook.domain.replica import BookReplica
+from apps.orderbook.domain.replica import CheckpointReplica
 from apps.orderbook.services.bus import MarketDataBus, Pending
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class FeedPublisher:
         self.instruments = instruments
         self.clock = clock
         self.checkpoint_every_ns = checkpoint_every_ns
-        self.replicas: dict[str, BookReplica] = {}
+        self.replicas: dict[str, CheckpointReplica] = {}
         self.consolidated: dict[str, ConsolidatedBook] = {}
         self.live_venues: dict[str, set[str]] = {}
         self.checks: Counter[tuple[str, str, bool]] = Counter()
@@ -223,7 +223,7 @@ class FeedPublisher:
         if replica is None or (event.seq != replica.seq + 1 and event.kind != SNAPSHOT):
             # A new book, or a sequence this process did not continue (another runner, a Redis reset):
             # start a replica from here; the next checkpoint is written from its first snapshot.
-            replica = self.replicas[event.book] = BookReplica(event.book, event.price_exp, event.size_exp)
+            replica = self.replicas[event.book] = CheckpointReplica(event.book, event.price_exp, event.size_exp)
         replica.apply(event)
         due = now - self._last_checkpoint.get(event.book, 0) >= self.checkpoint_every_ns
         if event.kind in (SNAPSHOT, STALE) or due:

@@ -47,7 +47,9 @@ class BinanceProtocol:
     ) -> None:
         self.venue = venue
         self.snapshot_limit = snapshot_limit
-        self._symbols = {s.venue_symbol.upper(): _Symbol(s, OrderBook(s.price_exp, s.size_exp)) for s in instruments}
+        self._symbols = {
+            s.venue_symbol.upper(): _Symbol(s, OrderBook(s.price_exp, s.size_exp, keep_text=False)) for s in instruments
+        }
 
     def ws_path(self) -> str:
         streams = []
@@ -145,9 +147,7 @@ class BinanceProtocol:
 
     def _apply(self, state: _Symbol, data: dict[str, Any]) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         book = state.book
-        bids = [c for price, qty in data["b"] if (c := book.apply(BID, price, qty)) is not None]
-        asks = [c for price, qty in data["a"] if (c := book.apply(ASK, price, qty)) is not None]
-        return _merge(bids), _merge(asks)
+        return _merge(book.apply_many(BID, data["b"])), _merge(book.apply_many(ASK, data["a"]))
 
     def _try_sync(self, state: _Symbol, now_ns: int) -> list[Output]:
         snapshot = state.snapshot
@@ -289,7 +289,7 @@ class BinanceProtocol:
 
 def _merge(changes: list[Level]) -> tuple[Level, ...]:
     """Several changes to one price in a message: the last one wins, in first-seen order."""
-    if len(changes) < 2:
+    if len(changes) < 2 or len({price for price, _ in changes}) == len(changes):
         return tuple(changes)
     merged: dict[int, int] = {}
     for price, qty in changes:
