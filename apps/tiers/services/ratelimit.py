@@ -101,8 +101,7 @@ class RedisLimiter:
         return cast(list[Any], result)
 
     def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None, cost: int = 1) -> tuple[Decision, int]:
-        tag = f"hft:rl:{{{customer_id}}}"  # hash tag: one cluster slot per customer
-        keys = [f"{tag}:b", f"{tag}:m", f"{tag}:h", f"{tag}:d", AUTH_GENERATION_KEY]
+        keys = [f"hft:rl:{customer_id}", AUTH_GENERATION_KEY]
         args = [
             "" if now_ms is None else now_ms,
             limits.rate_milli_per_s,

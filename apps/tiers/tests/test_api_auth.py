@@ -218,7 +218,8 @@ def test_redis_limiter_serves_the_request_path(alice: Persona, use_redis: str) -
     assert body["degraded"] is False
     redis = redis_client.get_redis()
     assert redis is not None
-    assert redis.get(f"hft:rl:{{{alice.customer.pk}}}:m:{body_minute_index(body)}") == b"2"
+    state = redis.hmget(f"hft:rl:{alice.customer.pk}", "m", "mi")
+    assert state == [b"2", str(body_minute_index(body)).encode()]
 
 
 def body_minute_index(body: dict[str, Any]) -> int:
