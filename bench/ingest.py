@@ -65,7 +65,7 @@ STEP_NS = 100_000_000  # one frame per 100 ms of simulated time, like @depth@100
 BATCH = 256  # frames per timed slice: the clock is read around slices, not around every frame
 MSGS_TARGET = 20_000.0
 RATIO_TARGET = 0.40
-VARIANTS = ("bare", "connector", "in-process", "redis")
+VARIANTS = ("bare", "connector", "venue-only", "in-process", "redis")
 CONTROL = (Send, Fetch, Reconnect)
 
 
@@ -206,15 +206,20 @@ class Connector(Variant):
 class Published(Connector):
     """The feed runner's dispatch: control outputs go to the socket, the rest to the publisher."""
 
-    def __init__(self, stream: Stream, name: str, make_bus: Callable[[], MarketDataBus]) -> None:
+    def __init__(
+        self, stream: Stream, name: str, make_bus: Callable[[], MarketDataBus], *, consolidate: bool = True
+    ) -> None:
         super().__init__(stream)
         self.name = name
         self.make_bus = make_bus
+        self.consolidate = consolidate
         self.events = 0
 
     def reset(self) -> None:
         prec = Precision(PRICE_EXP, SIZE_EXP)
-        self.publisher = FeedPublisher(self.make_bus(), {(VENUE, SYMBOL): prec}, {SYMBOL: prec}, time.time_ns)
+        self.publisher = FeedPublisher(
+            self.make_bus(), {(VENUE, SYMBOL): prec}, {SYMBOL: prec}, time.time_ns, consolidate=self.consolidate
+        )
         super().reset()
 
     def sink(self, outputs: list[Output]) -> None:
@@ -259,6 +264,7 @@ def build_variants(stream: Stream, client: redis.Redis) -> dict[str, Variant]:
     variants: list[Variant] = [
         Bare(stream),
         Connector(stream),
+        Published(stream, "venue-only", lambda: InProcessBus(HISTORY_LENGTH), consolidate=False),
         Published(stream, "in-process", lambda: InProcessBus(HISTORY_LENGTH)),
         Published(stream, "redis", lambda: RedisBus(client, HISTORY_LENGTH)),
     ]
@@ -365,6 +371,8 @@ def render(
         "baseline.",
         "- `connector`: `BinanceProtocol.on_message` alone: parse, U/u chain, exact fixed-point book, "
         "crossed-book check, `BookChange`.",
+        "- `venue-only`: connector + `FeedPublisher(consolidate=False)` + `InProcessBus`: the venue book only, "
+        "as a Celery feed runner publishes it (the consolidator folds venues in its own process).",
         f"- `in-process`: connector + `FeedPublisher.handle` + `InProcessBus` (venue and consolidated book: "
         f"{events_per_frame:.2f} events per frame, each kept in a replica; checkpoints once a second). No hub "
         "listener is subscribed.",
@@ -379,6 +387,8 @@ def render(
         f"({inproc_cpu:,.0f}/s).",
         f"- ≥ {RATIO_TARGET:.0%} of the bare loop (in-process): wall clock {verdict(ratio >= RATIO_TARGET)} "
         f"({ratio:.1%}); CPU time {verdict(ratio_cpu >= RATIO_TARGET)} ({ratio_cpu:.1%}).",
+        f"- Venue-only (the per-venue feed runner of production): {res.median('venue-only'):,.0f}/s, "
+        f"{res.median_ratio('venue-only'):.1%} of bare.",
         f"- Redis, for reference: {res.median('redis'):,.0f}/s wall, {res.median_ratio('redis'):.1%} of bare "
         "(its CPU figure leaves out the round trip it waits on, so only the wall clock counts for it).",
         "",

@@ -220,6 +220,7 @@ def test_redis_limiter_serves_the_request_path(alice: Persona, use_redis: str) -
     assert redis is not None
     state = redis.hmget(f"hft:rl:{alice.customer.pk}", "m", "mi")
     assert state == [b"2", str(body_minute_index(body)).encode()]
+    assert redis.pttl(f"hft:rl:{alice.customer.pk}") > 0  # expires after the day window
 
 
 def body_minute_index(body: dict[str, Any]) -> int:
