@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +142,29 @@ def bob(db: None) -> Persona:
 def carol(db: None) -> Persona:
     """A basic-tier customer (delta history of 100)."""
     return make_persona("Carol Markets", "basic")
+
+
+def start_celery_worker(redis_url: str, *, queue: str = "celery", **env: str) -> subprocess.Popen[str]:
+    """A real Celery worker of the project on `redis_url`, sharing this test run's database (PostgreSQL)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): the worker and the test must share the database")
+    db = connection.settings_dict
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "HFT_USAGE_BACKGROUND": "0",
+        **env,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "hftplatform", "worker", "-Q", queue, "--pool=solo"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        command,
+        cwd=Path(__file__).resolve().parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

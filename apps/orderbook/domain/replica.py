@@ -98,8 +98,8 @@ class CheckpointReplica(BookReplica):
 
     def __init__(self, book: str, price_exp: int, size_exp: int) -> None:
         super().__init__(book, price_exp, size_exp)
-        self._bids = {}  # type: ignore[assignment]
-        self._asks = {}  # type: ignore[assignment]
+        self._bids = {}
+        self._asks = {}
 
     def top(self, side: str, n: int | None = None) -> list[Level]:
         levels = sorted((self._bids if side == BID else self._asks).items(), reverse=side == BID)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from apps.orderbook.services.feeds import parse_feeds
 from apps.orderbook.services.market import build_runner, get_bus
 from apps.orderbook.services.supervision import LEASE_PREFIX, lapsed_feeds, run_feed
 from apps.orderbook.simvenue import SimulatedVenue
+from conftest import start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -138,42 +136,7 @@ def test_one_holder_per_feed_and_a_restart_continues_the_sequence(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_celery_worker_on_the_feeds_queue_runs_a_leased_feed(market_redis: str, sim_venue: int, settings: Any) -> None:
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL): the worker and the test must share the database")
-    db = connection.settings_dict
-    feeds = sim_feed(sim_venue)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": market_redis,
-        "HFT_FEEDS": feeds,
-        "HFT_USAGE_BACKGROUND": "0",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hftplatform",
-            "worker",
-            "-Q",
-            "feeds",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_celery_worker(market_redis, queue="feeds", HFT_FEEDS=sim_feed(sim_venue))
     try:
         from celery import Celery
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from apps.tiers.domain.features import TierOffer, cheapest_tier_with
+from apps.tiers.domain.features import TierOffer
 from apps.tiers.domain.ratelimit import Limits
 from apps.tiers.models import Tier
 
@@ -60,7 +60,3 @@ def load_offers() -> tuple[TierOffer, ...]:
     return tuple(
         TierOffer(t.slug, t.name, t.monthly_price, frozenset(t.features), t.is_public) for t in Tier.objects.all()
     )
-
-
-def cheapest_offer(feature: str, offers: tuple[TierOffer, ...]) -> TierOffer | None:
-    return cheapest_tier_with(feature, offers)

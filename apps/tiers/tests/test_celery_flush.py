@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from celery import Celery
 from django.conf import settings
-from django.db import connection
 
 from apps.tiers.models import UsageRecord
 from apps.tiers.services.usage import push_usage
 from apps.tiers.tests.conftest import Persona
+from conftest import start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [
@@ -27,37 +25,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def worker(use_redis: str) -> Any:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL): the worker and the test must share the database")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": use_redis,
-        "HFT_USAGE_BACKGROUND": "0",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hftplatform",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def worker(use_redis: str) -> Iterator[subprocess.Popen[str]]:
+    process = start_celery_worker(use_redis)
     yield process
     process.terminate()
     process.wait(timeout=20)
