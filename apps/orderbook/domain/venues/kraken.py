@@ -15,6 +15,7 @@ pair goes stale if it was live and the snapshot watchdog resubscribes it after S
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +48,7 @@ class _Pair:
     awaiting_since_ns: int | None = None  # subscribed at this time, no snapshot yet
 
 
-class _KrakenBook:
+class _KrakenBook(ABC):
     """What v1 and v2 share: book state per pair, reset/update/verify, failure and the timers."""
 
     def __init__(self, instruments: list[InstrumentSpec], *, venue: str, depth: int) -> None:
@@ -106,14 +107,14 @@ class _KrakenBook:
         except BAD_INPUT:
             return []  # malformed outside any pair's book: nothing to invalidate
 
-    def _on_frame(self, text: str, now_ns: int) -> list[Output]:
-        raise NotImplementedError
+    @abstractmethod
+    def _on_frame(self, text: str, now_ns: int) -> list[Output]: ...
 
-    def _book_text(self, action: str, venue_symbols: list[str]) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _book_text(self, action: str, venue_symbols: list[str]) -> str: ...
 
-    def _trade_text(self, venue_symbols: list[str]) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _trade_text(self, venue_symbols: list[str]) -> str: ...
 
     # --- book ----------------------------------------------------------------------------------------
 

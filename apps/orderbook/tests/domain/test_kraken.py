@@ -24,6 +24,7 @@ from apps.orderbook.domain.venues.kraken import (
     KrakenV1Protocol,
     KrakenV2Protocol,
 )
+from apps.orderbook.tests.domain.clients import apply_to_client
 
 VENUES = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "venues"
 RECORDING = VENUES / "kraken_v1_2021-04-17.replay.jsonl"
@@ -42,18 +43,6 @@ def crc(asks: list[tuple[str, str]], bids: list[tuple[str, str]]) -> int:
 
 def of(outputs: list[Output], kind: type[T]) -> list[T]:
     return [o for o in outputs if isinstance(o, kind)]
-
-
-def apply_to_client(client: dict[str, dict[int, int]], change: BookChange) -> None:
-    """What a subscriber does with our events: a reset replaces, a delta sets (qty 0 removes)."""
-    for side, levels in ((BID, change.bids), (ASK, change.asks)):
-        if change.is_reset:
-            client[side] = {}
-        for price, qty in levels:
-            if qty:
-                client[side][price] = qty
-            else:
-                client[side].pop(price, None)
 
 
 class KrakenV1Venue:

@@ -26,6 +26,7 @@ from apps.orderbook.domain.venues.okx import (
     SYNC_TIMEOUT_NS,
     OKXProtocol,
 )
+from apps.orderbook.tests.domain.clients import apply_to_client
 
 VENUES = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "venues"
 RECORDING = VENUES / "okx_2022-05-13.replay.jsonl"
@@ -71,18 +72,6 @@ def books_of(text: str) -> tuple[str, str] | None:
 
 def indexes(frames: list[Frame], inst_id: str, action: str) -> list[int]:
     return [i for i, (_, text) in enumerate(frames) if books_of(text) == (inst_id, action)]
-
-
-def apply_to_client(client: dict[str, dict[int, int]], change: BookChange) -> None:
-    """What a subscriber does with our events: a reset replaces, a delta sets (qty 0 removes)."""
-    for side, levels in ((BID, change.bids), (ASK, change.asks)):
-        if change.is_reset:
-            client[side] = {}
-        for price, qty in levels:
-            if qty:
-                client[side][price] = qty
-            else:
-                client[side].pop(price, None)
 
 
 def whole_book(protocol: OKXProtocol, inst_id: str) -> tuple[Any, ...]:
