@@ -14,6 +14,7 @@ from .fixedpoint import to_units
 
 BID = "bid"
 ASK = "ask"
+dict_set = dict.__setitem__  # SortedDict is a dict; its own __setitem__ is Python code
 Level = tuple[int, int]  # (price units, quantity units)
 TextLevel = tuple[str, str]  # (price text, quantity text) exactly as the venue sent them
 
@@ -62,7 +63,11 @@ class OrderBook:
                 if len(prices) > 100_000:
                     prices.clear()
                 prices[price_text] = price
-            qty = to_units(qty_text, size_exp)
+            whole, _, frac = qty_text.partition(".")
+            if len(frac) == size_exp and whole.isdigit() and frac.isdigit() and qty_text.isascii():
+                qty = int(whole + frac)  # to_units' fast path, inlined: this line runs for every level
+            else:
+                qty = to_units(qty_text, size_exp)
             if qty == 0:
                 if levels.pop(price, None) is not None:
                     if keep_text:
@@ -71,8 +76,12 @@ class OrderBook:
                 continue
             if keep_text:
                 text[(side, price)] = (price_text, qty_text)
-            if levels.get(price) != qty:
-                levels[price] = qty
+            old = levels.get(price)
+            if old != qty:
+                if old is None:
+                    levels[price] = qty  # a new price: SortedDict files the key in order
+                else:
+                    dict_set(levels, price, qty)  # same key, new value: the sorted key list is untouched
                 changes.append((price, qty))
         return changes
 
