@@ -670,13 +670,6 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else MD_INTRO
-    pattern = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?", re.DOTALL)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.write_text(text)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section in BENCHMARKS.md")
@@ -703,7 +696,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if args.write:
-        write_section(section)
+        from bench.report import write_section  # the project root is on sys.path once run() started
+
+        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
         print(f"wrote {BENCHMARKS_MD.relative_to(ROOT)}")
     return 0
 

@@ -24,7 +24,6 @@ import os
 import platform
 import pstats
 import random
-import re
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ from apps.orderbook.domain.simulator import SimulatedMarket  # noqa: E402
 from apps.orderbook.domain.venues.binance import BinanceProtocol  # noqa: E402
 from apps.orderbook.services.bus import InProcessBus, MarketDataBus, RedisBus  # noqa: E402
 from apps.orderbook.services.publisher import FeedPublisher, Precision  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION_START = "<!-- ingest:start -->"
@@ -402,13 +402,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else MD_INTRO
-    pattern = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?", re.DOTALL)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.write_text(text)
-
-
 def machine_facts(core: int | None, argv: list[str]) -> dict[str, str]:
     pin = f"pinned to core {core}" if core is not None else "not pinned"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -461,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(args, stream, results, facts, rows, events_per_frame)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
         print(f"wrote {BENCHMARKS_MD.relative_to(ROOT)}")
     return 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol, cast
 
 import orjson
@@ -38,38 +37,23 @@ return seq
 Listener = Callable[[BookEvent], None]
 
 
-@dataclass(slots=True)
-class Pending:
-    """An event before the bus gives it its sequence number."""
-
-    book: str
-    kind: str
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
-    price_exp: int
-    size_exp: int
-    exchange_ts_ns: int | None
-    receive_ts_ns: int
-    reason: str = ""
-
-    def numbered(self, seq: int, publish_ts_ns: int) -> BookEvent:
-        return BookEvent(
-            self.book,
-            seq,
-            self.kind,
-            self.bids,
-            self.asks,
-            self.price_exp,
-            self.size_exp,
-            self.exchange_ts_ns,
-            self.receive_ts_ns,
-            publish_ts_ns,
-            self.reason,
-        )
+def unpublished(
+    book: str,
+    kind: str,
+    bids: tuple[Level, ...],
+    asks: tuple[Level, ...],
+    price_exp: int,
+    size_exp: int,
+    exchange_ts_ns: int | None,
+    receive_ts_ns: int,
+    reason: str = "",
+) -> BookEvent:
+    """An event before the bus numbers it: `publish` sets its `seq` and `publish_ts_ns` in place."""
+    return BookEvent(book, 0, kind, bids, asks, price_exp, size_exp, exchange_ts_ns, receive_ts_ns, 0, reason)
 
 
 class MarketDataBus(Protocol):
-    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]: ...
+    def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]: ...
     def publish_trades(self, trades: list[Trade]) -> None: ...
     def checkpoint(self, event: BookEvent) -> None: ...
     def load_checkpoint(self, book: str) -> BookEvent | None: ...
@@ -99,18 +83,16 @@ class InProcessBus:
     def subscribe_trades(self, listener: Callable[[Trade], None]) -> None:
         self._trade_listeners.append(listener)
 
-    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]:
-        events = []
+    def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]:
         with self._lock:
-            for item in pending:
-                seq = self._seq.get(item.book, 0) + 1
-                self._seq[item.book] = seq
-                event = item.numbered(seq, publish_ts_ns)
-                history = self._history.get(item.book)
+            for event in events:
+                event.seq = self._seq.get(event.book, 0) + 1
+                event.publish_ts_ns = publish_ts_ns
+                self._seq[event.book] = event.seq
+                history = self._history.get(event.book)
                 if history is None:
-                    history = self._history[item.book] = deque(maxlen=self._history_length)
+                    history = self._history[event.book] = deque(maxlen=self._history_length)
                 history.append(event)
-                events.append(event)
         for event in events:
             for listener in self._listeners:
                 listener(event)
@@ -154,19 +136,21 @@ class RedisBus:
         self._history_length = history_length
         self._script = client.register_script(PUBLISH_LUA)
 
-    def publish(self, pending: list[Pending], publish_ts_ns: int) -> list[BookEvent]:
-        if not pending:
+    def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]:
+        if not events:
             return []
         pipe = self._client.pipeline(transaction=False)
-        for item in pending:
-            body = orjson.dumps({k: v for k, v in event_fields(item.numbered(0, publish_ts_ns)).items() if k != "s"})
+        for event in events:
+            event.publish_ts_ns = publish_ts_ns
+            body = orjson.dumps({k: v for k, v in event_fields(event).items() if k != "s"})
             self._script(
-                keys=[f"hft:md:seq:{item.book}", f"hft:md:hist:{item.book}", BOOKS_KEY],
-                args=[body[1:], self._history_length, LIVE_CHANNEL, item.book],
+                keys=[f"hft:md:seq:{event.book}", f"hft:md:hist:{event.book}", BOOKS_KEY],
+                args=[body[1:], self._history_length, LIVE_CHANNEL, event.book],
                 client=pipe,
             )
-        seqs = pipe.execute()
-        return [item.numbered(int(seq), publish_ts_ns) for item, seq in zip(pending, seqs, strict=True)]
+        for event, seq in zip(events, pipe.execute(), strict=True):
+            event.seq = int(seq)
+        return events
 
     def publish_trades(self, trades: list[Trade]) -> None:
         if not trades:

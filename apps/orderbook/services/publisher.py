@@ -17,7 +17,7 @@ from apps.orderbook.domain.consolidated import ConsolidatedBook
 from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookChange, BookEvent, BookStale, Trade, book_id
 from apps.orderbook.domain.protocol import Output, Verified
 from apps.orderbook.domain.replica import CheckpointReplica
-from apps.orderbook.services.bus import MarketDataBus, Pending
+from apps.orderbook.services.bus import MarketDataBus, unpublished
 
 logger = logging.getLogger(__name__)
 CONSOLIDATED = "consolidated"
@@ -54,7 +54,7 @@ class FeedPublisher:
         self._last_checkpoint: dict[str, int] = {}
 
     def handle(self, outputs: Iterable[Output]) -> list[BookEvent]:
-        pending: list[Pending] = []
+        pending: list[BookEvent] = []
         trades: list[Trade] = []
         for output in outputs:
             if isinstance(output, BookChange):
@@ -75,11 +75,11 @@ class FeedPublisher:
             self._after_publish(event, now)
         return events
 
-    def _on_change(self, change: BookChange) -> list[Pending]:
+    def _on_change(self, change: BookChange) -> list[BookEvent]:
         venue_prec = self.listings[(change.venue, change.symbol)]
         kind = SNAPSHOT if change.is_reset else DELTA
         out = [
-            Pending(
+            unpublished(
                 book_id(change.venue, change.symbol),
                 kind,
                 change.bids,
@@ -94,7 +94,7 @@ class FeedPublisher:
             out.append(self._fold_change(change, venue_prec))
         return [p for p in out if p.kind != DELTA or p.bids or p.asks]
 
-    def _fold_change(self, change: BookChange, venue_prec: Precision) -> Pending:
+    def _fold_change(self, change: BookChange, venue_prec: Precision) -> BookEvent:
         book = self._consolidated(change.symbol)
         bids, asks = book.apply(
             change.venue,
@@ -113,7 +113,7 @@ class FeedPublisher:
 
     def consolidate_events(self, events: Iterable[BookEvent]) -> list[BookEvent]:
         """The Consolidator's path: fold published venue events into consolidated books and publish those."""
-        pending: list[Pending] = []
+        pending: list[BookEvent] = []
         for event in events:
             venue, _, symbol = event.book.partition(":")
             if venue == CONSOLIDATED or symbol not in self.instruments:
@@ -139,10 +139,10 @@ class FeedPublisher:
             self._after_publish(event, now)
         return published
 
-    def _on_stale(self, stale: BookStale) -> list[Pending]:
+    def _on_stale(self, stale: BookStale) -> list[BookEvent]:
         prec = self.listings[(stale.venue, stale.symbol)]
         out = [
-            Pending(
+            unpublished(
                 book_id(stale.venue, stale.symbol),
                 STALE,
                 (),
@@ -156,8 +156,8 @@ class FeedPublisher:
         ]
         return out + (self._fold_stale(stale) if self.consolidate else [])
 
-    def _fold_stale(self, stale: BookStale) -> list[Pending]:
-        out: list[Pending] = []
+    def _fold_stale(self, stale: BookStale) -> list[BookEvent]:
+        out: list[BookEvent] = []
         live = self.live_venues.setdefault(stale.symbol, set())
         if stale.venue not in live:
             return out  # already out of the consolidated book
@@ -168,7 +168,7 @@ class FeedPublisher:
         prec_c = self.instruments[stale.symbol]
         if not live:
             out.append(
-                Pending(
+                unpublished(
                     cons,
                     STALE,
                     (),
@@ -181,7 +181,9 @@ class FeedPublisher:
                 )
             )
         elif bids or asks:
-            out.append(Pending(cons, DELTA, bids, asks, prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns))
+            out.append(
+                unpublished(cons, DELTA, bids, asks, prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns)
+            )
         return out
 
     def _consolidated_event(
@@ -192,15 +194,15 @@ class FeedPublisher:
         was_live: bool,
         exchange_ts_ns: int | None,
         receive_ts_ns: int,
-    ) -> Pending:
+    ) -> BookEvent:
         prec = self.instruments[symbol]
         cons = book_id(CONSOLIDATED, symbol)
         replica = self.replicas.get(cons)
         if was_live and replica is not None and not replica.is_stale:
-            return Pending(cons, DELTA, bids, asks, prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
+            return unpublished(cons, DELTA, bids, asks, prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
         # First live venue (again): the consolidated book restarts with a snapshot of everything it holds.
         book = self.consolidated[symbol]
-        return Pending(
+        return unpublished(
             cons,
             SNAPSHOT,
             book.levels(BID),

@@ -16,7 +16,7 @@ from apps.orderbook.domain.replica import BookReplica
 from apps.orderbook.domain.venues.binance import BinanceProtocol
 from apps.orderbook.services.market import get_bus, get_hub
 from apps.orderbook.services.publisher import FeedPublisher, Precision
-from apps.orderbook.tests.feeding import Recording, drive
+from apps.orderbook.tests.feeding import drive, load
 from conftest import Persona, recording
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ SYMBOLS = {"NKNUSDT": "NKN-USDT", "LRCBTC": "LRC-BTC", "BLZETH": "BLZ-ETH", "RUN
 
 
 def run_binance_recording() -> tuple[BinanceProtocol, FeedPublisher, list[BookEvent]]:
-    rec = Recording.load(recording("binance_spot_2021-10-12.replay.jsonl"))
+    rec = load(recording("binance_spot_2021-10-12.replay.jsonl"))
     protocol = BinanceProtocol([InstrumentSpec(ours, theirs, 8, 8) for theirs, ours in SYMBOLS.items()])
     listings = {("binance", ours): Precision(8, 8) for ours in SYMBOLS.values()}
     publisher = FeedPublisher(get_bus(), listings, {s: Precision(8, 8) for s in SYMBOLS.values()}, time.time_ns)
