@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/auth_ratelimit.py --write
 	$(BIN)/python bench/ingest.py --write
+	$(BIN)/python bench/fanout.py --write
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -187,6 +187,20 @@ HFT_SIM_RATE = float(os.environ.get("HFT_SIM_RATE", "200"))
 # A feed runner's Redis lease; the beat job restarts any feed whose lease lapsed.
 HFT_FEED_LEASE_MS = int(os.environ.get("HFT_FEED_LEASE_MS", "15000"))
 
+# --- Latency statistics and Prometheus ------------------------------------------------------------
+# Seconds between a process's flushes of its latency histograms (to Redis, or memory when embedded);
+# the background flush can be turned off (tests), leaving flushes to readers.
+HFT_LATENCY_PUSH_S = float(os.environ.get("HFT_LATENCY_PUSH_S", "2"))
+HFT_LATENCY_BACKGROUND = env_bool("HFT_LATENCY_BACKGROUND", True)
+# Bearer token for GET /metrics. Unset: open in development, 404 in production (fails closed).
+HFT_METRICS_TOKEN = os.environ.get("HFT_METRICS_TOKEN", "")
+# Book WebSocket: frames a connection may fall behind before it is closed as a slow consumer (4008),
+# heartbeat period, frames kept per stream depth for resume, and how long an unused depth stream is kept.
+HFT_WS_MAX_QUEUE = int(os.environ.get("HFT_WS_MAX_QUEUE", "2000"))
+HFT_WS_HEARTBEAT_S = float(os.environ.get("HFT_WS_HEARTBEAT_S", "1"))
+HFT_WS_RESUME_FRAMES = int(os.environ.get("HFT_WS_RESUME_FRAMES", "10000"))
+HFT_WS_IDLE_KEEP_S = float(os.environ.get("HFT_WS_IDLE_KEEP_S", "120"))
+
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "hftplatform.views.ratelimited"
 if not REDIS_URL:
@@ -234,6 +248,8 @@ SPECTACULAR_SETTINGS = {
 STATIC_URL = "/static/"
 # Production serves collected files (`manage.py collectstatic`); development serves from the apps.
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or (str(BASE_DIR / "staticfiles") if IS_PRODUCTION else None)
+# The JavaScript stream client, for customers' pages: /static/hftclient/hftclient.js.
+STATICFILES_DIRS = [("hftclient", BASE_DIR / "clients" / "js")]
 # Serve straight from the apps' static folders in development so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hftplatform import views
+from hftplatform import metrics, views
 
 urlpatterns = [
     path("", views.LandingView.as_view(), name="landing"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/login/", views.RateLimitedAdminLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/schema/", views.public(SpectacularAPIView.as_view()), name="schema"),

@@ -40,3 +40,11 @@ class SequenceAhead(OrderbookError):
 
 class BookNotAvailable(OrderbookError):
     kind, code = "unavailable", "book_not_available"
+
+
+class StreamRequestError(OrderbookError):
+    """A bad request on the book WebSocket; the code varies (docs/streaming.md lists them)."""
+
+    def __init__(self, code: str, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.code = code

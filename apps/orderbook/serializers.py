@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.orderbook.services.latency import STAGE_ORDER
+from telemetry.layout import WINDOWS
+
 
 class SnapshotQuerySerializer(serializers.Serializer):
     venue = serializers.CharField(required=False, allow_blank=True, help_text="A venue slug; default consolidated")
@@ -21,6 +24,9 @@ class DeltasQuerySerializer(serializers.Serializer):
 
 class VenueListingSerializer(serializers.Serializer):
     venue = serializers.CharField()
+    venue_id = serializers.IntegerField(
+        help_text="The venue id used by the binary protocol; 0 stands for the consolidated book"
+    )
     venue_symbol = serializers.CharField()
     price_decimals = serializers.IntegerField()
     size_decimals = serializers.IntegerField()
@@ -75,3 +81,42 @@ class DeltasSerializer(serializers.Serializer):
     latest_sequence = serializers.IntegerField()
     has_more = serializers.BooleanField()
     deltas = DeltaSerializer(many=True)
+
+
+class LatencyQuerySerializer(serializers.Serializer):
+    venue = serializers.CharField(required=False, allow_blank=True, help_text="A venue slug; default consolidated")
+
+
+class LatencyWindowSerializer(serializers.Serializer):
+    window_s = serializers.IntegerField(help_text="The window's length in seconds")
+    since_ns = serializers.IntegerField(help_text="Start of the oldest slot merged, ns since the epoch")
+    count = serializers.IntegerField(help_text="Events (or frames) measured in the window, every process")
+    p50_us = serializers.CharField(allow_null=True, help_text="Microseconds, decimal string to the ns")
+    p95_us = serializers.CharField(allow_null=True)
+    p99_us = serializers.CharField(allow_null=True)
+    p999_us = serializers.CharField(allow_null=True, help_text="99.9th percentile")
+    max_us = serializers.CharField(allow_null=True)
+
+
+# The window and stage names ("1m", "exchange_to_receive") are the JSON keys, so the classes are built
+# from them (a field named "1m" cannot be written as a class attribute).
+LatencyStageSerializer = type(
+    "LatencyStageSerializer",
+    (serializers.Serializer,),
+    {w.name: LatencyWindowSerializer() for w in WINDOWS},
+)
+LatencyStagesSerializer = type(
+    "LatencyStagesSerializer",
+    (serializers.Serializer,),
+    {stage: LatencyStageSerializer() for stage in STAGE_ORDER},
+)
+
+
+class LatencySerializer(serializers.Serializer):
+    pair = serializers.CharField()
+    venue = serializers.CharField()
+    book = serializers.CharField(help_text="The book measured: venue:PAIR, or consolidated:PAIR")
+    as_of_ns = serializers.IntegerField(help_text="The windows end here, ns since the epoch")
+    stages = LatencyStagesSerializer(
+        help_text="exchange_to_receive, receive_to_publish, publish_to_edge, edge_to_send, publish_to_send"
+    )

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+from django.db import connection
 from playwright.sync_api import Page, Request, Response, expect, sync_playwright
+
+from hftplatform.tests.live import LiveServer, start_daphne
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium reaches for Google services, and on a closed
@@ -36,7 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_TIMEOUT_S = 30.0
 UI_TIMEOUT_MS = 15_000
 SEEDED_TIERS = ["Free", "Basic", "Professional", "Enterprise", "HFT"]
 CAROL_PASSWORD = "carol-browser-test-password"
@@ -48,33 +39,6 @@ pytestmark = [
     # tiers seeded by migration even if an earlier transactional test flushed them.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-@dataclass
-class LiveServer:
-    """A daphne process that may still be importing Django; `wait_until_serving` before use."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    is_serving: bool = False
-
-    def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not self.is_serving:
-            if self.process.poll() is not None:
-                pytest.fail(f"daphne exited with {self.process.returncode}:\n{self.log_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"daphne did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log_path.read_text()}")
-            self.is_serving = answers_health_check(self.url)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass
@@ -100,39 +64,6 @@ class FailedRequests:
             self.failures.append(f"{response.request.method} {response.url}: HTTP {response.status}")
 
 
-def server_database_url(workdir: Path) -> str:
-    """A DATABASE_URL naming the test database, for a server process that reads only the environment."""
-    database = connections[DEFAULT_DB_ALIAS]
-    if not isinstance(database, SQLiteDatabaseWrapper):
-        # The test database is the configured one with the test name; keep user, host and options as set.
-        return urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + database.settings_dict["NAME"]).geturl()
-    if not database.is_in_memory_db():
-        return f"sqlite:///{Path(database.settings_dict['NAME']).resolve()}"
-    # Django's default SQLite test database lives in this process's memory, which no other process can
-    # open. Copy it to a file for the server; the test reads nothing the server writes, so a copy suffices.
-    snapshot = workdir / "server.sqlite3"
-    database.ensure_connection()
-    with closing(sqlite3.connect(snapshot)) as target:
-        database.connection.backup(target)
-    return f"sqlite:///{snapshot}"
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def answers_health_check(url: str) -> bool:
-    # The first request also imports the URL conf and every view, which takes seconds on a busy machine.
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:  # noqa: S310 (loopback URL)
-            return bool(response.status == 200)
-    except OSError:  # refused while daphne boots, or a timeout (urllib raises it bare, not as URLError)
-        time.sleep(0.1)
-        return False
-
-
 @pytest.fixture
 def carol(transactional_db: None) -> User:
     """Carol, a staff superuser."""
@@ -141,17 +72,11 @@ def carol(transactional_db: None) -> User:
 
 @pytest.fixture
 def live_server_daphne(carol: User, tmp_path: Path) -> Iterator[LiveServer]:
-    """Daphne serving `hftplatform.asgi:application` on loopback, against the test database.
+    """Daphne serving the platform on loopback, against the test database.
 
     Carol is created first because SQLite's in-memory test database is copied when the server starts.
     """
-    port = free_loopback_port()
-    log_path = tmp_path / "daphne.log"
-    env = {**os.environ, "DATABASE_URL": server_database_url(tmp_path), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hftplatform.asgi:application"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = start_daphne(tmp_path)
     try:
         yield server
     finally:

@@ -57,6 +57,21 @@ class BookReplica:
         self.publish_ts_ns = event.publish_ts_ns
         return True
 
+    def absorb(self, event: BookEvent) -> None:
+        """Take in an event's book content but not its sequence: the publisher's own event that the bus did
+        not number (a failed or refused publish), so that the snapshot it re-publishes includes it."""
+        if event.kind == SNAPSHOT:
+            self._bids.clear()
+            self._asks.clear()
+            self.is_stale = False
+        elif event.kind == STALE:
+            self.is_stale = True
+        if event.kind in (SNAPSHOT, DELTA):
+            _set_levels(self._bids, event.bids)
+            _set_levels(self._asks, event.asks)
+        self.price_exp, self.size_exp = event.price_exp, event.size_exp
+        self.exchange_ts_ns = event.exchange_ts_ns
+
     def top(self, side: str, n: int | None = None) -> list[Level]:
         levels = self._bids if side == BID else self._asks
         keys = levels.keys()
@@ -68,7 +83,8 @@ class BookReplica:
         return len(self._bids if side == BID else self._asks)
 
     def snapshot_event(self, publish_ts_ns: int) -> BookEvent:
-        """The whole book as a snapshot event at the current seq (for checkpoints)."""
+        """The whole book as an event at the current seq: SNAPSHOT, or STALE while the book is not trusted
+        (for checkpoints, re-publishing, and the hub's reset events)."""
         return BookEvent(
             self.book,
             self.seq,

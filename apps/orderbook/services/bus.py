@@ -2,9 +2,16 @@
 
 Redis layout, per book `B`: `hft:md:seq:B` the last sequence (INCR, so it survives a feed-runner
 restart), `hft:md:hist:B` a stream of events with ids `<seq>-0` (XADD MAXLEN ~ HFT_DELTA_HISTORY),
-`hft:md:ckpt:B` the latest snapshot checkpoint; live events on channel `hft:md:live`; `hft:md:books`
+`hft:md:ckpt:B` the latest snapshot checkpoint; live events on channel `hft:md:live:<db>`; `hft:md:books`
 the set of books. One Lua call per event numbers it, stores it and publishes it atomically, so no
 subscriber can see a sequence that history lacks; a batch of events is one pipelined round trip.
+
+Our Redis keeps nothing on disk: a restart loses the counters, history and checkpoints. So the bus
+remembers the last sequence it handed out per book (its floor) and passes it to the script, which never
+numbers an event at or below it. Finding the counter below the floor means Redis lost the book: a
+snapshot or stale event re-bases the counter on the floor and is published (a reset every consumer
+accepts), a delta is refused (left with seq 0, not published) because no consumer could apply it. Either
+way the book is reported by `lost_books`, and the publisher re-publishes its books as snapshots.
 """
 
 from __future__ import annotations
@@ -18,19 +25,43 @@ import orjson
 import redis
 
 from apps.orderbook.domain.book import Level
-from apps.orderbook.domain.events import BookEvent, Trade
+from apps.orderbook.domain.events import DELTA, BookEvent, Trade
 from apps.orderbook.domain.wire import decode_event, encode_event, encode_trade, event_fields
 
 LIVE_CHANNEL = "hft:md:live"
 TRADES_CHANNEL = "hft:md:trades"
 BOOKS_KEY = "hft:md:books"
 
+
+def channel(name: str, client: redis.Redis) -> str:
+    """`name` for this client's database: Pub/Sub channels are server-wide, keys are per database, so two
+    platforms (or a test run and a dev server) on one Redis in different databases must not hear each other."""
+    return f"{name}:{client.connection_pool.connection_kwargs.get('db', 0)}"
+
+
+# ARGV: event body (after `{"s":N,`), history length, live channel, book, floor, may re-base ("1"/"0").
+# Returns the seq; 0 for a refused delta; minus the seq for an event that re-based a lost counter.
 PUBLISH_LUA = """
+local lost = 0
+local floor = tonumber(ARGV[5])
+if floor > 0 then
+  local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if current < floor then
+    if ARGV[6] ~= '1' then
+      return 0
+    end
+    redis.call('SET', KEYS[1], floor)
+    lost = 1
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 local payload = '{"s":' .. seq .. ',' .. ARGV[1]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', payload)
 redis.call('PUBLISH', ARGV[3], payload)
 redis.call('SADD', KEYS[3], ARGV[4])
+if lost == 1 then
+  return -seq
+end
 return seq
 """
 
@@ -53,7 +84,16 @@ def unpublished(
 
 
 class MarketDataBus(Protocol):
-    def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]: ...
+    def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]:
+        """Number, store and distribute the events in order; returns those published. A delta of a book whose
+        sequence the bus lost is refused: it keeps seq 0 and is left out (see `lost_books`)."""
+        ...
+
+    def lost_books(self, *, check: bool = False) -> set[str]:
+        """Books found to have lost their sequence since the last call (Redis restarted empty), then forgotten.
+        With `check`, first compares the stored counters with the last sequences this bus handed out."""
+        ...
+
     def publish_trades(self, trades: list[Trade]) -> None: ...
     def checkpoint(self, event: BookEvent) -> None: ...
     def load_checkpoint(self, book: str) -> BookEvent | None: ...
@@ -98,6 +138,9 @@ class InProcessBus:
                 listener(event)
         return events
 
+    def lost_books(self, *, check: bool = False) -> set[str]:
+        return set()  # this process's memory: nothing is lost while the process lives
+
     def publish_trades(self, trades: list[Trade]) -> None:
         for trade in trades:
             for listener in self._trade_listeners:
@@ -135,22 +178,54 @@ class RedisBus:
         self._client = client
         self._history_length = history_length
         self._script = client.register_script(PUBLISH_LUA)
+        self._floors: dict[str, int] = {}  # book -> the last sequence this bus handed out
+        self._lost: set[str] = set()
+        self._live_channel = channel(LIVE_CHANNEL, client)
+        self._trades_channel = channel(TRADES_CHANNEL, client)
 
     def publish(self, events: list[BookEvent], publish_ts_ns: int) -> list[BookEvent]:
         if not events:
             return []
+        floors = self._floors
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             event.publish_ts_ns = publish_ts_ns
             body = orjson.dumps({k: v for k, v in event_fields(event).items() if k != "s"})
             self._script(
                 keys=[f"hft:md:seq:{event.book}", f"hft:md:hist:{event.book}", BOOKS_KEY],
-                args=[body[1:], self._history_length, LIVE_CHANNEL, event.book],
+                args=[
+                    body[1:],
+                    self._history_length,
+                    self._live_channel,
+                    event.book,
+                    floors.get(event.book, 0),
+                    "0" if event.kind == DELTA else "1",
+                ],
                 client=pipe,
             )
-        for event, seq in zip(events, pipe.execute(), strict=True):
-            event.seq = int(seq)
-        return events
+        published: list[BookEvent] = []
+        for event, result in zip(events, pipe.execute(), strict=True):
+            seq = int(result)
+            if seq <= 0:
+                self._lost.add(event.book)
+                if seq == 0:
+                    continue  # refused: the event keeps seq 0
+                seq = -seq
+            event.seq = seq
+            if seq > floors.get(event.book, 0):
+                floors[event.book] = seq
+            published.append(event)
+        return published
+
+    def lost_books(self, *, check: bool = False) -> set[str]:
+        if check and self._floors:
+            books = list(self._floors)
+            stored = cast(list[bytes | None], self._client.mget([f"hft:md:seq:{b}" for b in books]))
+            for book, raw in zip(books, stored, strict=True):
+                if int(raw or 0) < self._floors[book]:
+                    self._lost.add(book)
+        lost, self._lost = self._lost, set()
+        return lost
 
     def publish_trades(self, trades: list[Trade]) -> None:
         if not trades:
@@ -159,7 +234,7 @@ class RedisBus:
         for trade in trades:
             raw = encode_trade(trade)
             pipe.xadd(f"hft:md:trades:{trade.symbol}", {"t": raw}, maxlen=10_000, approximate=True)
-            pipe.publish(TRADES_CHANNEL, raw)
+            pipe.publish(self._trades_channel, raw)
         pipe.execute()
 
     def checkpoint(self, event: BookEvent) -> None:

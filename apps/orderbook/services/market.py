@@ -18,6 +18,7 @@ from apps.orderbook.models import Instrument, Listing, Venue
 from apps.orderbook.services.bus import InProcessBus, MarketDataBus, RedisBus
 from apps.orderbook.services.feeds import DEFAULTS, FeedConfig, default_venue_symbol, make_protocol, parse_feeds
 from apps.orderbook.services.hub import MarketDataHub, RedisHubListener
+from apps.orderbook.services.latency import record_book_event
 from apps.orderbook.services.publisher import FeedPublisher, Precision
 from apps.orderbook.services.runner import FeedRunner, VenueConnection
 
@@ -49,8 +50,10 @@ def get_hub() -> MarketDataHub:
     with _lock:
         if _hub is None:
             _hub = MarketDataHub(bus)
+            _hub.add_listener(record_book_event)  # latency stages, recorded in memory (no I/O here)
             if isinstance(bus, InProcessBus):
                 bus.subscribe(_hub.on_event)
+                _hub.bootstrap()  # books published before the first reader asked
             else:
                 _listener = RedisHubListener(_hub, redis_client())
                 _listener.start()

@@ -3,6 +3,15 @@
 It keeps its own replica of every book it publishes, to write snapshot checkpoints, and the consolidated
 book of each instrument. A venue that goes stale leaves its instrument's consolidated book; when no venue
 of an instrument is live, the consolidated book itself is stale.
+
+Nothing is lost silently when the bus fails. An event the bus did not take (the publish raised, or the
+bus refused a delta because Redis restarted empty and lost the book's sequence) is still folded into the
+publisher's replica, which stays equal to the connector's book, and every book is marked for re-publishing:
+the next thing published for each is a snapshot of its replica (`reason="reset"`; a stale book is
+re-published as a stale event), sent ahead of anything else. A failed publish raises `PublishFailed`
+after that bookkeeping, so the caller logs it and carries on; `maintain` (the runner calls it every
+second) re-publishes once the bus is back even when no new event comes, and checks the bus for a lost
+sequence (a Redis restart between two publishes).
 """
 
 from __future__ import annotations
@@ -21,6 +30,11 @@ from apps.orderbook.services.bus import MarketDataBus, unpublished
 
 logger = logging.getLogger(__name__)
 CONSOLIDATED = "consolidated"
+RESET = "reset"
+
+
+class PublishFailed(Exception):
+    """The bus did not take some events; the publisher has recorded them and re-publishes the books."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +66,7 @@ class FeedPublisher:
         self.live_venues: dict[str, set[str]] = {}
         self.checks: Counter[tuple[str, str, bool]] = Counter()
         self._last_checkpoint: dict[str, int] = {}
+        self._republish: set[str] = set()  # books whose next published event must be a snapshot
 
     def handle(self, outputs: Iterable[Output]) -> list[BookEvent]:
         pending: list[BookEvent] = []
@@ -67,13 +82,85 @@ class FeedPublisher:
                 self.checks[(output.symbol, output.check, output.is_ok)] += 1
                 if not output.is_ok:
                     logger.warning("%s check failed on %s: %s", output.check, output.symbol, output.detail)
-        now = self.clock()
-        events = self.bus.publish(pending, now) if pending else []
+        failure: Exception | None = None
+        try:
+            events = self._publish(pending)
+        except PublishFailed as exc:
+            events, failure = [], exc
         if trades:
-            self.bus.publish_trades(trades)
-        for event in events:
-            self._after_publish(event, now)
+            try:
+                self.bus.publish_trades(trades)
+            except Exception as exc:  # noqa: BLE001 - any bus failure: reported to the caller below
+                logger.warning("bus lost %d trades: %s", len(trades), exc)
+                failure = failure or PublishFailed(f"{len(trades)} trades not published: {exc}")
+        if failure is not None:
+            raise failure
         return events
+
+    def maintain(self) -> list[BookEvent]:
+        """Re-publish the books a failure left behind, and any whose sequence the bus has lost (every second)."""
+        try:
+            lost = self.bus.lost_books(check=not self._republish)
+        except Exception as exc:
+            raise PublishFailed(f"bus unavailable: {exc}") from exc
+        if lost:
+            logger.warning("bus lost the sequence of %s (Redis restarted?): re-publishing every book", sorted(lost))
+            self._republish.update(self.replicas)
+        return self._publish([]) if self._republish else []
+
+    def _publish(self, pending: list[BookEvent]) -> list[BookEvent]:
+        """Publish, first re-publishing the books that need it; keeps the replicas right whatever the bus does."""
+        published: list[BookEvent] = []
+        for _ in range(2):  # a second round only after the bus refused deltas; re-publishing is never refused
+            resets = [self._reset_event(book) for book in sorted(self._republish) if book in self.replicas]
+            batch = resets + pending if resets else pending
+            if not batch:
+                break
+            now = self.clock()
+            try:
+                self.bus.publish(batch, now)
+            except Exception as exc:
+                for event in pending:
+                    event.seq = 0  # whatever the bus may have numbered, the re-published snapshot supersedes it
+                    self._absorb(event)
+                self._republish.update(self.replicas)
+                logger.warning("publish failed (%s): %d events kept for re-publishing", exc, len(pending))
+                raise PublishFailed(str(exc)) from exc
+            self._republish.clear()
+            refused = False
+            for event in batch:
+                if event.seq:
+                    self._after_publish(event, now)
+                    published.append(event)
+                else:
+                    self._absorb(event)
+                    refused = True
+            pending = []
+            # A book the bus lost that this batch did not re-publish: Redis restarted, and every book's
+            # history and checkpoint went with it, so every book is re-published.
+            lost = self.bus.lost_books()
+            if lost and resets:
+                lost -= {e.book for e in resets}
+            if lost or refused:
+                logger.warning("bus lost the sequence of %s (Redis restarted?): re-publishing every book", sorted(lost))
+                self._republish.update(self.replicas)
+            if not refused:
+                break
+        return published
+
+    def _reset_event(self, book: str) -> BookEvent:
+        """The publisher's replica of a book, to publish as its reset: a snapshot, or stale with no levels."""
+        event = self.replicas[book].snapshot_event(0)
+        event.seq, event.receive_ts_ns, event.reason = 0, self.clock(), RESET
+        if event.kind == STALE:
+            event.bids, event.asks = (), ()
+        return event
+
+    def _absorb(self, event: BookEvent) -> None:
+        replica = self.replicas.get(event.book)
+        if replica is None:
+            replica = self.replicas[event.book] = CheckpointReplica(event.book, event.price_exp, event.size_exp)
+        replica.absorb(event)
 
     def _on_change(self, change: BookChange) -> list[BookEvent]:
         venue_prec = self.listings[(change.venue, change.symbol)]
@@ -133,11 +220,7 @@ class FeedPublisher:
                 )
                 pending.append(self._fold_change(change, prec))
         pending = [p for p in pending if p.kind != DELTA or p.bids or p.asks]
-        now = self.clock()
-        published = self.bus.publish(pending, now) if pending else []
-        for event in published:
-            self._after_publish(event, now)
-        return published
+        return self._publish(pending)
 
     def _on_stale(self, stale: BookStale) -> list[BookEvent]:
         prec = self.listings[(stale.venue, stale.symbol)]
@@ -222,14 +305,25 @@ class FeedPublisher:
 
     def _after_publish(self, event: BookEvent, now: int) -> None:
         replica = self.replicas.get(event.book)
-        if replica is None or (event.seq != replica.seq + 1 and event.kind != SNAPSHOT):
-            # A new book, or a sequence this process did not continue (another runner, a Redis reset):
-            # start a replica from here; the next checkpoint is written from its first snapshot.
+        if replica is None:
+            # A new book: a replica from here; the next checkpoint is written from its first snapshot.
             replica = self.replicas[event.book] = CheckpointReplica(event.book, event.price_exp, event.size_exp)
+        elif event.seq != replica.seq + 1 and event.kind != SNAPSHOT and replica.seq:
+            # Numbers this publisher did not see came between (a pipeline the client re-sent after a dropped
+            # connection, another writer): the replica is still this publisher's book, which the bus must
+            # now be given whole.
+            replica.absorb(event)
+            replica.seq, replica.publish_ts_ns = event.seq, event.publish_ts_ns
+            self._republish.add(event.book)
+            return
         replica.apply(event)
         due = now - self._last_checkpoint.get(event.book, 0) >= self.checkpoint_every_ns
         if event.kind in (SNAPSHOT, STALE) or due:
-            self.bus.checkpoint(replica.snapshot_event(now))
+            try:
+                self.bus.checkpoint(replica.snapshot_event(now))
+            except Exception as exc:  # noqa: BLE001 - a missed checkpoint is retried with the next event
+                logger.warning("checkpoint of %s failed: %s", event.book, exc)
+                return
             self._last_checkpoint[event.book] = now
 
     def flush_checkpoints(self) -> None:

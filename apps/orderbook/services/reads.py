@@ -55,6 +55,7 @@ def catalogue() -> Catalogue:
             instruments[listing.instrument.symbol]["venues"].append(
                 {
                     "venue": listing.venue.slug,
+                    "venue_id": listing.venue.pk,  # the binary protocol's venue number; 0 is consolidated
                     "venue_symbol": listing.venue_symbol,
                     "price_decimals": listing.price_exp,
                     "size_decimals": listing.size_exp,

@@ -3,6 +3,10 @@
 One `FeedRunner` class serves the embedded process, `manage.py runfeeds` and the Celery task. Each
 connection feeds its protocol frames and REST answers with receive times, and hands what comes out to
 the publisher; `Reconnect` closes the socket and opens it again after an exponential back-off.
+
+A publish that fails (the bus is down) does not stop the connection: the publisher has kept what it
+could not publish and re-publishes each book as a snapshot first thing once the bus takes events again;
+the runner asks it to every second (`FeedPublisher.maintain`), so a quiet book is not left behind.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from apps.orderbook.domain.protocol import Fetch, Output, Reconnect, Send, VenueProtocol
-from apps.orderbook.services.publisher import FeedPublisher
+from apps.orderbook.services.publisher import FeedPublisher, PublishFailed
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a Coinbase level2 snapshot can be 5 MB
 BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 30.0
+MAINTAIN_EVERY_S = 1.0
 
 
 def join_url(base: str, path_and_query: str) -> str:
@@ -129,7 +134,12 @@ class VenueConnection:
             else:
                 platform.append(output)
         if platform:
-            self.publisher.handle(platform)
+            try:
+                self.publisher.handle(platform)
+            except PublishFailed as exc:
+                logger.warning(
+                    "%s: publish failed (%s); the books are re-published once the bus is back", self.name, exc
+                )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -162,7 +172,23 @@ class FeedRunner:
 
     async def run(self) -> None:
         self.stop_event = asyncio.Event()
-        await asyncio.gather(*(c.run(self.stop_event) for c in self.connections))
+        maintainer = asyncio.ensure_future(self._maintain(self.stop_event))
+        try:
+            await asyncio.gather(*(c.run(self.stop_event) for c in self.connections))
+        finally:
+            maintainer.cancel()
+
+    async def _maintain(self, stop: asyncio.Event) -> None:
+        """Every second: let each publisher re-publish what a bus failure or a Redis restart left behind."""
+        publishers = list({id(c.publisher): c.publisher for c in self.connections}.values())
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=MAINTAIN_EVERY_S)
+            for publisher in publishers:
+                try:
+                    publisher.maintain()
+                except PublishFailed as exc:
+                    logger.warning("feed runner: re-publishing failed (%s); retrying", exc)
 
     def request_stop(self) -> None:
         if self.stop_event is not None:

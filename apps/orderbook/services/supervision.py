@@ -24,7 +24,7 @@ from apps.orderbook.services.bus import RedisBus
 from apps.orderbook.services.feeds import FeedConfig
 from apps.orderbook.services.hub import MarketDataHub, RedisHubListener
 from apps.orderbook.services.market import build_runner, configured_feeds, redis_client
-from apps.orderbook.services.publisher import FeedPublisher, Precision
+from apps.orderbook.services.publisher import FeedPublisher, Precision, PublishFailed
 
 logger = logging.getLogger(__name__)
 LEASE_PREFIX = "hft:feeds:lease:"
@@ -142,4 +142,8 @@ def run_consolidator(*, max_seconds: float | None = None) -> str:
 
 def _fold(publisher: FeedPublisher, event: BookEvent) -> None:
     if not event.book.startswith("consolidated:"):
-        publisher.consolidate_events([event])
+        try:
+            publisher.consolidate_events([event])
+        except PublishFailed as exc:
+            # Kept by the publisher: its next publish re-publishes every consolidated book as a snapshot.
+            logger.warning("consolidator: publish failed (%s)", exc)

@@ -1,0 +1,97 @@
+"""Stream messages encoded once per format: JSON (docs/streaming.md) and binary (docs/binary-protocol.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from apps.orderbook.domain import binary
+from apps.orderbook.domain.book import Level
+from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent
+from apps.orderbook.domain.render import levels_json
+from apps.orderbook.services.stream.edge import Frame
+
+JSON = "json"
+BINARY = "binary"
+FORMATS = (JSON, BINARY)
+
+
+@dataclass(frozen=True, slots=True)
+class BookMeta:
+    """A streamed book as clients name it, and the ids the binary protocol uses for it."""
+
+    book: str  # "consolidated:BTC-USDT"
+    pair: str  # "BTC-USDT"
+    venue: str  # "consolidated", "binance", ...
+    instrument_id: int
+    venue_id: int  # 0 = consolidated
+    price_decimals: int
+    size_decimals: int
+
+
+def book_frame(
+    fmt: str, meta: BookMeta, event: BookEvent, bids: tuple[Level, ...], asks: tuple[Level, ...], reason: str = ""
+) -> Frame:
+    """A snapshot, delta or stale message for `event`, carrying the given levels (the window's, at a depth)."""
+    if fmt == BINARY:
+        return Frame(_binary_book(meta, event, bids, asks, reason), is_binary=True)
+    body: dict[str, Any] = {"type": event.kind, "pair": meta.pair, "venue": meta.venue, "sequence": event.seq}
+    if event.kind == STALE:
+        body["reason"] = reason or event.reason
+        body["timestamp"] = event.publish_ts_ns
+        return Frame(orjson.dumps(body), is_binary=False)
+    if event.kind == SNAPSHOT:
+        body["reason"] = reason
+    body["bids"] = levels_json(bids, event.price_exp, event.size_exp)
+    body["asks"] = levels_json(asks, event.price_exp, event.size_exp)
+    body["exchange_timestamp"] = event.exchange_ts_ns
+    body["receive_timestamp"] = event.receive_ts_ns
+    body["timestamp"] = event.publish_ts_ns
+    return Frame(orjson.dumps(body), is_binary=False)
+
+
+def _binary_book(
+    meta: BookMeta, event: BookEvent, bids: tuple[Level, ...], asks: tuple[Level, ...], reason: str
+) -> bytes:
+    if event.kind == STALE:
+        return binary.encode_stale(
+            meta.instrument_id, meta.venue_id, event.seq, event.publish_ts_ns, reason or event.reason
+        )
+    return binary.encode_book(
+        event.kind,
+        meta.instrument_id,
+        meta.venue_id,
+        event.seq,
+        event.price_exp,
+        event.size_exp,
+        event.exchange_ts_ns,
+        event.receive_ts_ns,
+        event.publish_ts_ns,
+        bids,
+        asks,
+        reason=reason,
+    )
+
+
+def heartbeat_frame(fmt: str, meta: BookMeta, seq: int, now_ns: int) -> Frame:
+    if fmt == BINARY:
+        return Frame(binary.encode_heartbeat(meta.instrument_id, meta.venue_id, seq, now_ns), is_binary=True)
+    body = {"type": "heartbeat", "pair": meta.pair, "venue": meta.venue, "sequence": seq, "timestamp": now_ns}
+    return Frame(orjson.dumps(body), is_binary=False)
+
+
+def error_frame(fmt: str, request_id: Any, code: str, message: str, detail: Any = None) -> Frame:
+    if fmt == BINARY:
+        numeric_id = request_id if isinstance(request_id, int) and 0 <= request_id < 2**32 else 0
+        return Frame(binary.encode_error(numeric_id, code, message), is_binary=True)
+    body: dict[str, Any] = {"type": "error", "id": request_id, "code": code, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return Frame(orjson.dumps(body), is_binary=False)
+
+
+def control_frame(body: dict[str, Any]) -> Frame:
+    """Acknowledgements (subscribed, unsubscribed, pong): JSON text in both formats (they are rare)."""
+    return Frame(orjson.dumps(body), is_binary=False)
