@@ -625,8 +625,8 @@ def render(run: Run, command: str) -> str:
         "last write of it to a subscriber's connection. Bare: around `broadcast()`, which writes to each socket. "
         "Channels: each consumer's `send()` return, the latest per delta. Platform: the stream's own stage "
         "`publish_to_send` (what `GET /api/hft/latency/BTC-USDT` reports), read from the latency store for the "
-        "10 s slots of the measured deltas only (their publishing starts on a slot boundary); its writes hand the "
-        "frame to Twisted, which sends it on a later turn of the loop, so the socket sends end later than this.",
+        "10 s slots of the measured deltas only (their publishing starts on a slot boundary); its writes are "
+        "`send()` calls on each connection's socket (Twisted only buffers what the kernel does not take at once).",
         "- Client side, publish → receive: the time a subscriber's bytes were read from its socket minus the "
         "delta's `timestamp`, over every measured delivery. The client processes share one core and read a burst "
         "of K deliveries one after another, so this includes their own queueing (their CPU is shown). Gaps: a "

@@ -42,18 +42,8 @@ class BookReplica:
             return False
         if self.seq and event.seq != self.seq + 1 and event.kind != SNAPSHOT:
             raise SequenceGap(f"{self.book}: got {event.seq} after {self.seq}")
-        if event.kind == SNAPSHOT:
-            self._bids.clear()
-            self._asks.clear()
-            self.is_stale = False
-        elif event.kind == STALE:
-            self.is_stale = True
-        if event.kind in (SNAPSHOT, DELTA):
-            _set_levels(self._bids, event.bids)
-            _set_levels(self._asks, event.asks)
+        self.absorb(event)
         self.seq = event.seq
-        self.price_exp, self.size_exp = event.price_exp, event.size_exp
-        self.exchange_ts_ns = event.exchange_ts_ns
         self.publish_ts_ns = event.publish_ts_ns
         return True
 

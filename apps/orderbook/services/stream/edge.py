@@ -60,17 +60,33 @@ class Frame:
 class Edge:
     """The interface: `write` never blocks and never raises; `is_open` is False after overflow or close."""
 
-    is_open: bool
+    __slots__ = ("_on_overflow", "_queue", "is_open", "max_queue")
+
+    def __init__(self, max_queue: int, on_overflow: OverflowHandler) -> None:
+        self._queue: deque[Frame] = deque()
+        self._on_overflow = on_overflow
+        self.max_queue = max_queue
+        self.is_open = True
 
     def write(self, frame: Frame) -> None:
         raise NotImplementedError
 
+    def _enqueue(self, frame: Frame) -> bool:
+        """Queue a frame behind the others; past `max_queue` shut and report a slow consumer (False)."""
+        self._queue.append(frame)
+        if len(self._queue) > self.max_queue:
+            self.shut()
+            self._on_overflow()
+            return False
+        return True
+
     def queued(self) -> int:
-        raise NotImplementedError
+        return len(self._queue)
 
     def shut(self) -> None:
         """Stop writing (the connection is closing); queued frames are dropped."""
-        raise NotImplementedError
+        self.is_open = False
+        self._queue.clear()
 
     def grant_close_grace(self, seconds: float) -> None:
         """Give the client this long to read up to our close frame before the socket is dropped."""
@@ -93,7 +109,7 @@ class DaphneEdge(Edge):
     byte count (put TLS in the proxy).
     """
 
-    __slots__ = ("_direct", "_on_overflow", "_protocol", "_queue", "_transport", "is_open", "max_queue")
+    __slots__ = ("_direct", "_protocol", "_transport")
 
     HIGH_WATER_BYTES = 256 * 1024
 
@@ -106,10 +122,7 @@ class DaphneEdge(Edge):
             and hasattr(self._transport, "_tempDataLen")
             and hasattr(self._transport, "dataBuffer")
         )
-        self._queue: deque[Frame] = deque()
-        self._on_overflow = on_overflow
-        self.max_queue = max_queue
-        self.is_open = True
+        super().__init__(max_queue, on_overflow)
 
     def write(self, frame: Frame) -> None:
         if not self.is_open:
@@ -121,10 +134,7 @@ class DaphneEdge(Edge):
         if self._queue:
             self._drain()
         if self._queue or self.buffered_bytes() > self.HIGH_WATER_BYTES:
-            self._queue.append(frame)
-            if len(self._queue) > self.max_queue:
-                self.shut()
-                self._on_overflow()
+            self._enqueue(frame)
             return
         self._send(frame)
 
@@ -157,14 +167,6 @@ class DaphneEdge(Edge):
             data = data[sent:]
         transport.write(data)
 
-    def queued(self) -> int:
-        return len(self._queue)
-
-    def shut(self) -> None:
-        if self.is_open:
-            self.is_open = False
-            self._queue.clear()
-
     def grant_close_grace(self, seconds: float) -> None:
         # Autobahn drops a connection 1 s after our close frame unless the client answers it; a reader that
         # was stalled needs longer to get through its socket's backlog to the reason and the code.
@@ -172,34 +174,21 @@ class DaphneEdge(Edge):
 
 
 class AsgiEdge(Edge):
-    __slots__ = ("_on_overflow", "_queue", "_send", "_task", "_wake", "is_open", "max_queue")
+    __slots__ = ("_send", "_task", "_wake")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], max_queue: int, on_overflow: OverflowHandler):
+        super().__init__(max_queue, on_overflow)
         self._send = send
-        self._queue: deque[Frame] = deque()
         self._wake = asyncio.Event()
-        self._on_overflow = on_overflow
-        self.max_queue = max_queue
-        self.is_open = True
         self._task = asyncio.get_running_loop().create_task(self._pump())
 
     def write(self, frame: Frame) -> None:
-        if not self.is_open:
-            return
-        self._queue.append(frame)
-        if len(self._queue) > self.max_queue:
-            self.shut()
-            self._on_overflow()
-            return
-        self._wake.set()
-
-    def queued(self) -> int:
-        return len(self._queue)
+        if self.is_open and self._enqueue(frame):
+            self._wake.set()
 
     def shut(self) -> None:
         if self.is_open:
-            self.is_open = False
-            self._queue.clear()
+            super().shut()
             self._task.cancel()
 
     async def _pump(self) -> None:

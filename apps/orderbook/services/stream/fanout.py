@@ -175,23 +175,11 @@ class StreamHub:
     def _emit(self, stream: BookStream, depth: DepthStream, event: BookEvent) -> int:
         """Encode the event once per format in use at this depth and write it to every subscriber."""
         kind = event.kind
-        bids, asks = event.bids, event.asks
         if depth.depth is not None and kind != STALE:
-            n, replica = depth.depth, stream.replica
-            if kind == SNAPSHOT or touches_window(bids, depth.bids, n, is_bid=True):
-                new_bids = replica.top(BID, n)
-                bids = new_bids if kind == SNAPSHOT else window_delta(depth.bids, new_bids)  # type: ignore[assignment]
-                depth.bids = new_bids
-            else:
-                bids = ()
-            if kind == SNAPSHOT or touches_window(asks, depth.asks, n, is_bid=False):
-                new_asks = replica.top(ASK, n)
-                asks = new_asks if kind == SNAPSHOT else window_delta(depth.asks, new_asks)  # type: ignore[assignment]
-                depth.asks = new_asks
-            else:
-                asks = ()
+            bids = self._window(stream, depth, BID, event.bids, kind)
+            asks = self._window(stream, depth, ASK, event.asks, kind)
             event = BookEvent(
-                event.book, event.seq, kind, tuple(bids), tuple(asks), event.price_exp, event.size_exp,
+                event.book, event.seq, kind, bids, asks, event.price_exp, event.size_exp,
                 event.exchange_ts_ns, event.receive_ts_ns, event.publish_ts_ns, event.reason,
             )  # fmt: skip
         if kind == SNAPSHOT:
@@ -202,7 +190,7 @@ class StreamHub:
         for fmt, subscribers in depth.subscribers.items():
             if not subscribers:
                 continue
-            frame = book_frame(fmt, stream.meta, event, event.bids, event.asks, reason)
+            frame = book_frame(fmt, stream.meta, event, reason)
             for sub in subscribers:
                 if sub.buffer is not None:
                     sub.buffer.append((event.seq, frame))
@@ -211,6 +199,23 @@ class StreamHub:
                     sub.conn.edge.write(frame)
                     writes += 1
         return writes
+
+    @staticmethod
+    def _window(
+        stream: BookStream, depth: DepthStream, side: str, changes: tuple[Level, ...], kind: str
+    ) -> tuple[Level, ...]:
+        """The side's levels to send at this depth: the whole window for a snapshot, else what changed in it."""
+        n = depth.depth
+        assert n is not None
+        window = depth.bids if side == BID else depth.asks
+        if kind != SNAPSHOT and not touches_window(changes, window, n, is_bid=side == BID):
+            return ()
+        new = stream.replica.top(side, n)
+        if side == BID:
+            depth.bids = new
+        else:
+            depth.asks = new
+        return tuple(new) if kind == SNAPSHOT else window_delta(window, new)
 
     def _reset_all(self, stream: BookStream) -> None:
         for depth in stream.depths.values():
@@ -263,7 +268,7 @@ class StreamHub:
             return False
         for event in recent:
             if event.seq > since:
-                sub.conn.edge.write(book_frame(sub.conn.fmt, stream.meta, event, event.bids, event.asks, RESET))
+                sub.conn.edge.write(book_frame(sub.conn.fmt, stream.meta, event, RESET))
         sub.has_started = True
         return True
 
@@ -279,7 +284,7 @@ class StreamHub:
         expected = since + 1
         if events and events[0].seq == expected and events[-1].seq - expected + 1 == len(events):
             for event in events:
-                sub.conn.edge.write(book_frame(sub.conn.fmt, stream.meta, event, event.bids, event.asks, RESET))
+                sub.conn.edge.write(book_frame(sub.conn.fmt, stream.meta, event, RESET))
             last = events[-1].seq
         else:
             self.send_snapshot(stream, sub, HISTORY)
@@ -300,11 +305,13 @@ class StreamHub:
         if cached is not None and cached[0] == replica.seq:
             frames = [cached[1]]
         else:
-            event = replica.snapshot_event(replica.publish_ts_ns)
-            event.kind = SNAPSHOT
-            event.receive_ts_ns = replica.publish_ts_ns
-            bids, asks = replica.top(BID, depth.depth), replica.top(ASK, depth.depth)
-            frames = [book_frame(fmt, stream.meta, event, tuple(bids), tuple(asks), reason)]
+            ts_ns = replica.publish_ts_ns
+            event = BookEvent(
+                stream.meta.book, replica.seq, SNAPSHOT, tuple(replica.top(BID, depth.depth)),
+                tuple(replica.top(ASK, depth.depth)), replica.price_exp, replica.size_exp, replica.exchange_ts_ns,
+                ts_ns, ts_ns,
+            )  # fmt: skip
+            frames = [book_frame(fmt, stream.meta, event, reason)]
             depth.snapshot_cache[(fmt, reason)] = (replica.seq, frames[0])
         if replica.is_stale:
             ts_ns = replica.publish_ts_ns
@@ -312,7 +319,7 @@ class StreamHub:
                 stream.meta.book, replica.seq, STALE, (), (), replica.price_exp, replica.size_exp, None, ts_ns, ts_ns,
                 "book is resynchronising",
             )  # fmt: skip
-            frames.append(book_frame(fmt, stream.meta, stale, (), ()))
+            frames.append(book_frame(fmt, stream.meta, stale))
         for frame in frames:
             sub.conn.edge.write(frame)
         sub.has_started = True

@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 
 from apps.orderbook.domain import binary
-from apps.orderbook.domain.book import Level
 from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent
 from apps.orderbook.domain.render import levels_json
 from apps.orderbook.services.stream.edge import Frame
@@ -31,48 +30,23 @@ class BookMeta:
     size_decimals: int
 
 
-def book_frame(
-    fmt: str, meta: BookMeta, event: BookEvent, bids: tuple[Level, ...], asks: tuple[Level, ...], reason: str = ""
-) -> Frame:
-    """A snapshot, delta or stale message for `event`, carrying the given levels (the window's, at a depth)."""
+def book_frame(fmt: str, meta: BookMeta, event: BookEvent, reason: str = "") -> Frame:
+    """A snapshot, delta or stale message for `event` (its levels are the window's, at a depth)."""
     if fmt == BINARY:
-        return Frame(_binary_book(meta, event, bids, asks, reason), is_binary=True)
+        return Frame(binary.encode_event(event, meta.instrument_id, meta.venue_id, reason=reason), is_binary=True)
     body: dict[str, Any] = {"type": event.kind, "pair": meta.pair, "venue": meta.venue, "sequence": event.seq}
     if event.kind == STALE:
-        body["reason"] = reason or event.reason
+        body["reason"] = event.reason
         body["timestamp"] = event.publish_ts_ns
         return Frame(orjson.dumps(body), is_binary=False)
     if event.kind == SNAPSHOT:
-        body["reason"] = reason
-    body["bids"] = levels_json(bids, event.price_exp, event.size_exp)
-    body["asks"] = levels_json(asks, event.price_exp, event.size_exp)
+        body["reason"] = reason or "reset"
+    body["bids"] = levels_json(event.bids, event.price_exp, event.size_exp)
+    body["asks"] = levels_json(event.asks, event.price_exp, event.size_exp)
     body["exchange_timestamp"] = event.exchange_ts_ns
     body["receive_timestamp"] = event.receive_ts_ns
     body["timestamp"] = event.publish_ts_ns
     return Frame(orjson.dumps(body), is_binary=False)
-
-
-def _binary_book(
-    meta: BookMeta, event: BookEvent, bids: tuple[Level, ...], asks: tuple[Level, ...], reason: str
-) -> bytes:
-    if event.kind == STALE:
-        return binary.encode_stale(
-            meta.instrument_id, meta.venue_id, event.seq, event.publish_ts_ns, reason or event.reason
-        )
-    return binary.encode_book(
-        event.kind,
-        meta.instrument_id,
-        meta.venue_id,
-        event.seq,
-        event.price_exp,
-        event.size_exp,
-        event.exchange_ts_ns,
-        event.receive_ts_ns,
-        event.publish_ts_ns,
-        bids,
-        asks,
-        reason=reason,
-    )
 
 
 def heartbeat_frame(fmt: str, meta: BookMeta, seq: int, now_ns: int) -> Frame:
