@@ -57,7 +57,9 @@ class OrderBookConsumer(AsyncWebsocketConsumer):
             return
         self.tier = principal.tier
         self.conn = Connection(make_edge(self.base_send, settings.HFT_WS_MAX_QUEUE, self.on_overflow), fmt)
-        self.streams = get_stream_hub(get_hub(), get_bus())
+        # The first connection of a process subscribes the hub to Redis and bootstraps it: not on the loop.
+        hub = await sync_to_async(get_hub, thread_sensitive=False)()
+        self.streams = get_stream_hub(hub, get_bus())
         query["pair"] = self.scope["url_route"]["kwargs"]["pair"]
         try:
             request = parse_subscribe(query, self.tier)
@@ -73,7 +75,7 @@ class OrderBookConsumer(AsyncWebsocketConsumer):
         cap = self.tier.max_subscriptions_per_connection
         if len(self.conn.subscriptions) >= cap:
             raise StreamRequestError("subscription_limit", f"Your tier allows {cap} subscription(s) per connection.")
-        sub = self.streams.subscribe(self.conn, meta, request.depth)
+        sub = self.streams.subscribe(self.conn, meta, request.depth, wants_trades=request.wants_trades)
         self.write(
             control_frame(
                 {
@@ -89,6 +91,7 @@ class OrderBookConsumer(AsyncWebsocketConsumer):
                     "price_decimals": meta.price_decimals,
                     "size_decimals": meta.size_decimals,
                     "format": self.conn.fmt,
+                    "trades": request.wants_trades,
                     "sequence": self.streams.latest(meta.book),
                 }
             )

@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -18,10 +19,11 @@ from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookEvent
+from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookEvent, Trade
 from apps.orderbook.domain.fixedpoint import to_units
 from apps.orderbook.services.bus import unpublished
 from apps.orderbook.services.market import get_bus, get_hub
+from apps.orderbook.services.reads import catalogue
 from apps.tiers.models import Tier
 from apps.tiers.tests.conftest import Persona, make_persona
 from hftplatform.routing import websocket_urlpatterns
@@ -446,5 +448,44 @@ def test_a_platform_reset_with_a_lower_sequence_reaches_clients_as_a_reset_snaps
         assert (await client.next_of(DELTA))["sequence"] == 2
         assert client.top(3) == ([(51, 2), (50, 1)], [(60, 1)])
         await client.ws.disconnect()
+
+    run(scenario)
+
+
+def test_trades_reach_subscribers_that_ask_for_them_in_json_and_binary(db: None) -> None:
+    from hftclient.binary import decode_binary
+
+    erin = make_persona("Erin Quant", "enterprise")
+    listed = next(v for v in catalogue().instruments["BTC-USDT"]["venues"] if v["venue"] == "binance")
+
+    def trade(trade_id: str) -> None:
+        now = time.time_ns()
+        get_bus().publish_trades(
+            [Trade("binance", "BTC-USDT", trade_id, 6_500_001_000_000, 25_000_000, "sell", now, now)]
+        )
+
+    async def scenario() -> None:
+        seed_book()
+        publish(SNAPSHOT, [(1, 1)], [(2, 1)], book="binance:BTC-USDT")
+        with_trades = await connect(erin, "trades=true")
+        assert (await with_trades.next())["trades"] is True
+        await with_trades.next_of(SNAPSHOT)
+        binary_venue = await connect(erin, "format=binary&venue=binance&trades=1")
+        await binary_venue.ws.receive_from()  # subscribed (JSON text)
+        await binary_venue.ws.receive_output()  # snapshot (binary)
+        without = await connect(erin)
+        await without.next_of(SNAPSHOT)
+        trade("t-1")
+        message = await with_trades.next_of("trade")
+        assert message == message | {"venue": "binance", "trade_id": "t-1", "price": "65000.01", "size": "0.25"}
+        assert message["aggressor"] == "sell"
+        frame = (await binary_venue.ws.receive_output())["bytes"]
+        decoded = decode_binary(frame)
+        assert (decoded.trade_id, decoded.price, decoded.size) == ("t-1", Decimal("65000.01"), Decimal("0.25"))
+        assert decoded.source.venue_id == listed["venue_id"]
+        publish(DELTA, [(99_999, 3)], [])
+        assert (await without.next())["type"] == DELTA  # no trade before it
+        for client in (with_trades, binary_venue, without):
+            await client.ws.disconnect()
 
     run(scenario)

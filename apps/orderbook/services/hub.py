@@ -47,10 +47,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from apps.orderbook.domain.book import ASK, BID, Level
-from apps.orderbook.domain.events import SNAPSHOT, BookEvent
+from apps.orderbook.domain.events import SNAPSHOT, BookEvent, Trade
 from apps.orderbook.domain.replica import BookReplica, SequenceGap
-from apps.orderbook.domain.wire import decode_event
-from apps.orderbook.services.bus import LIVE_CHANNEL, MarketDataBus, channel
+from apps.orderbook.domain.wire import decode_event, decode_trade
+from apps.orderbook.services.bus import LIVE_CHANNEL, TRADES_CHANNEL, MarketDataBus, channel
 
 logger = logging.getLogger(__name__)
 BOOTSTRAP_BATCH = 10_000
@@ -78,6 +78,7 @@ class MarketDataHub:
         self._lock = threading.Lock()
         self._replicas: dict[str, BookReplica] = {}
         self._listeners: list[Callable[[BookEvent], None]] = []
+        self._trade_listeners: list[Callable[[Trade], None]] = []
 
     def add_listener(self, listener: Callable[[BookEvent], None]) -> None:
         """Call `listener` with every applied event and with a reset event per rebuilt replica (module doc)."""
@@ -108,6 +109,17 @@ class MarketDataHub:
                 forward = self._resume_locked(book)
             for event in forward:
                 self._notify(event)
+
+    def add_trade_listener(self, listener: Callable[[Trade], None]) -> None:
+        """Call `listener` with every trade as it arrives (trades are not sequenced or kept)."""
+        self._trade_listeners.append(listener)
+
+    def on_trade(self, trade: Trade) -> None:
+        for listener in self._trade_listeners:
+            try:
+                listener(trade)
+            except Exception:
+                logger.exception("hub: trade listener %r failed on %s:%s", listener, trade.venue, trade.symbol)
 
     def _notify(self, event: BookEvent) -> None:
         for listener in self._listeners:
@@ -254,7 +266,8 @@ class RedisHubListener:
         while not self._stop.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(channel(LIVE_CHANNEL, self.client))
+                live, trades = channel(LIVE_CHANNEL, self.client), channel(TRADES_CHANNEL, self.client)
+                pubsub.subscribe(live, trades)
                 # Subscribed first, then bootstrapped: events published in between arrive twice and the
                 # replica ignores the ones it already has, so nothing falls between the two.
                 self.hub.bootstrap()
@@ -263,7 +276,10 @@ class RedisHubListener:
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None and message["type"] == "message":
-                        self.hub.on_event(decode_event(message["data"]))
+                        if message["channel"] == trades.encode():
+                            self.hub.on_trade(decode_trade(message["data"]))
+                        else:
+                            self.hub.on_event(decode_event(message["data"]))
             except redis.RedisError as exc:
                 self.is_subscribed.clear()
                 logger.warning("hub: Redis subscription lost (%s); retrying in %.1f s", exc, backoff)

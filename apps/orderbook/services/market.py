@@ -53,6 +53,7 @@ def get_hub() -> MarketDataHub:
             _hub.add_listener(record_book_event)  # latency stages, recorded in memory (no I/O here)
             if isinstance(bus, InProcessBus):
                 bus.subscribe(_hub.on_event)
+                bus.subscribe_trades(_hub.on_trade)
                 _hub.bootstrap()  # books published before the first reader asked
             else:
                 _listener = RedisHubListener(_hub, redis_client())

@@ -19,14 +19,15 @@ from collections import deque
 from django.conf import settings
 
 from apps.orderbook.domain.book import ASK, BID, Level
-from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent
+from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent, Trade, book_id
 from apps.orderbook.domain.replica import BookReplica, SequenceGap
 from apps.orderbook.domain.window import touches_window, window_delta
 from apps.orderbook.services import latency
 from apps.orderbook.services.bus import MarketDataBus
 from apps.orderbook.services.hub import MarketDataHub
+from apps.orderbook.services.publisher import CONSOLIDATED
 from apps.orderbook.services.stream.edge import Edge, Frame
-from apps.orderbook.services.stream.frames import FORMATS, BookMeta, book_frame, heartbeat_frame
+from apps.orderbook.services.stream.frames import FORMATS, BookMeta, book_frame, heartbeat_frame, trade_frame
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,13 @@ class Subscription:
     """A connection's interest in one book at one depth. Frames flow once it has had its first snapshot
     (or its resumed deltas); while a resume is being fetched they wait in `buffer`."""
 
-    __slots__ = ("buffer", "conn", "depth", "has_started", "stream")
+    __slots__ = ("buffer", "conn", "depth", "has_started", "stream", "wants_trades")
 
-    def __init__(self, conn: Connection, stream: BookStream, depth: DepthStream) -> None:
+    def __init__(self, conn: Connection, stream: BookStream, depth: DepthStream, *, wants_trades: bool) -> None:
         self.conn = conn
         self.stream = stream
         self.depth = depth
+        self.wants_trades = wants_trades
         self.has_started = False
         self.buffer: list[tuple[int, Frame]] | None = None
 
@@ -108,15 +110,16 @@ class StreamHub:
         self.bus = bus
         self.loop = loop
         self.books: dict[str, BookStream] = {}
-        self._pending: deque[tuple[BookEvent, int]] = deque()
+        self._pending: deque[tuple[BookEvent | Trade, int]] = deque()
         self._is_scheduled = False
         self.recent_frames = settings.HFT_WS_RESUME_FRAMES
         hub.add_listener(self._on_hub_event)
+        hub.add_trade_listener(self._on_hub_event)
         self._heartbeat = loop.create_task(self._beat())
 
     # -- events in -------------------------------------------------------------------------------
 
-    def _on_hub_event(self, event: BookEvent) -> None:
+    def _on_hub_event(self, event: BookEvent | Trade) -> None:
         """Any thread: queue the event and wake the loop once per batch."""
         if self.loop.is_closed():
             return
@@ -130,6 +133,9 @@ class StreamHub:
         pending = self._pending
         while pending:
             event, edge_ns = pending.popleft()
+            if isinstance(event, Trade):
+                self._trade(event)
+                continue
             stream = self.books.get(event.book)
             if stream is not None:
                 try:
@@ -200,6 +206,23 @@ class StreamHub:
                     writes += 1
         return writes
 
+    def _trade(self, trade: Trade) -> None:
+        """A venue's trade to the subscribers that asked for trades, of its venue's book and the consolidated one."""
+        for book in (book_id(trade.venue, trade.symbol), book_id(CONSOLIDATED, trade.symbol)):
+            stream = self.books.get(book)
+            if stream is None:
+                continue
+            frames: dict[str, Frame | None] = {}
+            for depth in stream.depths.values():
+                for fmt, subscribers in depth.subscribers.items():
+                    for sub in subscribers:
+                        if sub.wants_trades and sub.has_started and sub.buffer is None:
+                            if fmt not in frames:
+                                frames[fmt] = trade_frame(fmt, stream.meta, trade)
+                            frame = frames[fmt]
+                            if frame is not None:
+                                sub.conn.edge.write(frame)
+
     @staticmethod
     def _window(
         stream: BookStream, depth: DepthStream, side: str, changes: tuple[Level, ...], kind: str
@@ -220,6 +243,7 @@ class StreamHub:
     def _reset_all(self, stream: BookStream) -> None:
         for depth in stream.depths.values():
             depth.recent.clear()
+            depth.snapshot_cache.clear()  # a rebuilt book may have the sequence of a cached snapshot
             depth.bids = stream.replica.top(BID, depth.depth) if depth.depth is not None else []
             depth.asks = stream.replica.top(ASK, depth.depth) if depth.depth is not None else []
             for subscribers in depth.subscribers.values():
@@ -229,7 +253,7 @@ class StreamHub:
 
     # -- subscriptions (called on the loop) -----------------------------------------------------
 
-    def subscribe(self, conn: Connection, meta: BookMeta, depth: int | None) -> Subscription:
+    def subscribe(self, conn: Connection, meta: BookMeta, depth: int | None, *, wants_trades: bool) -> Subscription:
         stream = self.books.get(meta.book)
         if stream is None:
             stream = self.books[meta.book] = BookStream(meta, replica_from(self.hub, meta.book))
@@ -237,7 +261,7 @@ class StreamHub:
         if depth_stream is None:
             depth_stream = stream.depths[depth] = DepthStream(depth, stream.replica, self.recent_frames)
         depth_stream.idle_since = None
-        sub = Subscription(conn, stream, depth_stream)
+        sub = Subscription(conn, stream, depth_stream, wants_trades=wants_trades)
         conn.subscriptions[meta.book] = sub
         depth_stream.subscribers[conn.fmt].add(sub)
         return sub
@@ -278,9 +302,9 @@ class StreamHub:
         except Exception:
             logger.warning("stream: history of %s unavailable for a resume", stream.meta.book, exc_info=True)
             events = []
-        buffered, sub.buffer = sub.buffer or [], None
-        if sub not in sub.depth.subscribers[sub.conn.fmt]:
-            return  # unsubscribed meanwhile
+        if sub.buffer is None or sub not in sub.depth.subscribers[sub.conn.fmt]:
+            return  # reset, resynced or unsubscribed meanwhile: it has had its snapshot, or wants nothing
+        buffered, sub.buffer = sub.buffer, None
         expected = since + 1
         if events and events[0].seq == expected and events[-1].seq - expected + 1 == len(events):
             for event in events:

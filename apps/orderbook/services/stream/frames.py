@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from apps.orderbook.domain import binary
-from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent
+from apps.orderbook.domain.events import SNAPSHOT, STALE, BookEvent, Trade
+from apps.orderbook.domain.fixedpoint import from_units
 from apps.orderbook.domain.render import levels_json
 from apps.orderbook.services.stream.edge import Frame
 
@@ -28,6 +29,8 @@ class BookMeta:
     venue_id: int  # 0 = consolidated
     price_decimals: int
     size_decimals: int
+    # Each venue listing the instrument: slug -> (venue id, price decimals, size decimals), for its trades.
+    listings: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def book_frame(fmt: str, meta: BookMeta, event: BookEvent, reason: str = "") -> Frame:
@@ -46,6 +49,32 @@ def book_frame(fmt: str, meta: BookMeta, event: BookEvent, reason: str = "") -> 
     body["exchange_timestamp"] = event.exchange_ts_ns
     body["receive_timestamp"] = event.receive_ts_ns
     body["timestamp"] = event.publish_ts_ns
+    return Frame(orjson.dumps(body), is_binary=False)
+
+
+def trade_frame(fmt: str, meta: BookMeta, trade: Trade) -> Frame | None:
+    """A trade on one of the instrument's venues; None for a venue the catalogue does not list."""
+    listing = meta.listings.get(trade.venue)
+    if listing is None:
+        return None
+    venue_id, price_exp, size_exp = listing
+    if fmt == BINARY:
+        payload = binary.encode_trade(
+            meta.instrument_id, venue_id, trade.trade_id, trade.price, trade.qty, trade.aggressor,
+            trade.exchange_ts_ns, trade.receive_ts_ns, price_exp, size_exp,
+        )  # fmt: skip
+        return Frame(payload, is_binary=True)
+    body = {
+        "type": "trade",
+        "pair": meta.pair,
+        "venue": trade.venue,
+        "trade_id": trade.trade_id,
+        "price": from_units(trade.price, price_exp),
+        "size": from_units(trade.qty, size_exp),
+        "aggressor": trade.aggressor,
+        "exchange_timestamp": trade.exchange_ts_ns,
+        "receive_timestamp": trade.receive_ts_ns,
+    }
     return Frame(orjson.dumps(body), is_binary=False)
 
 

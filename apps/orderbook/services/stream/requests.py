@@ -34,6 +34,7 @@ class SubscribeRequest:
     depth: int | None  # None: the full book
     is_depth_capped: bool
     since_sequence: int | None
+    wants_trades: bool = False
 
 
 def parse_message(text: str) -> dict[str, Any]:
@@ -57,7 +58,16 @@ def parse_subscribe(params: dict[str, Any], tier: StreamTier) -> SubscribeReques
     if venue is not None and not isinstance(venue, str):
         raise StreamRequestError("invalid_venue", "'venue' is a venue slug.")
     depth, is_capped = parse_depth(params.get("depth"), tier.max_book_depth)
-    return SubscribeRequest(pair, venue or None, depth, is_capped, parse_since(params.get("since_sequence")))
+    since = parse_since(params.get("since_sequence"))
+    return SubscribeRequest(pair, venue or None, depth, is_capped, since, parse_flag(params.get("trades"), "trades"))
+
+
+def parse_flag(raw: Any, name: str) -> bool:
+    if raw is None or raw in ("", "false", "0", False):
+        return False
+    if raw in ("true", "1", True):
+        return True
+    raise StreamRequestError("invalid_message", f"'{name}' is true or false.")
 
 
 def parse_depth(raw: Any, cap: int | None) -> tuple[int | None, bool]:
@@ -92,11 +102,12 @@ def resolve_meta(pair: str, venue: str | None) -> BookMeta:
     """The book a pair and venue name, with the ids and decimals clients need (reference data, cached)."""
     symbol, label, book = resolve_book(pair, venue)
     instrument = catalogue().instruments[symbol]
+    listings = {
+        item["venue"]: (item["venue_id"], item["price_decimals"], item["size_decimals"])
+        for item in instrument["venues"]
+    }
     if label == CONSOLIDATED:
-        return BookMeta(
-            book, symbol, label, instrument["id"], 0, instrument["price_decimals"], instrument["size_decimals"]
-        )
-    listing = next(item for item in instrument["venues"] if item["venue"] == label)
-    return BookMeta(
-        book, symbol, label, instrument["id"], listing["venue_id"], listing["price_decimals"], listing["size_decimals"]
-    )
+        venue_id, price_decimals, size_decimals = 0, instrument["price_decimals"], instrument["size_decimals"]
+    else:
+        venue_id, price_decimals, size_decimals = listings[label]
+    return BookMeta(book, symbol, label, instrument["id"], venue_id, price_decimals, size_decimals, listings)
