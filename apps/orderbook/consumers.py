@@ -64,7 +64,7 @@ class OrderBookConsumer(AsyncWebsocketConsumer):
         try:
             request = parse_subscribe(query, self.tier)
             await self.subscribe(request, None)
-        except (StreamRequestError, OrderbookError) as error:
+        except OrderbookError as error:  # StreamRequestError included
             await self.refuse(fmt, 4400, error.code, str(error))
 
     async def subscribe(self, request: SubscribeRequest, request_id: Any) -> None:
@@ -108,7 +108,7 @@ class OrderBookConsumer(AsyncWebsocketConsumer):
             message = parse_message(text_data)
             request_id = message.get("id")
             await self.dispatch_op(message, request_id)
-        except (StreamRequestError, OrderbookError) as error:
+        except OrderbookError as error:  # StreamRequestError included
             self.write(error_frame(self.conn.fmt, request_id, error.code, str(error)))
 
     async def dispatch_op(self, message: dict[str, Any], request_id: Any) -> None:
