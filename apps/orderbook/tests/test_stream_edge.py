@@ -142,3 +142,25 @@ def test_daphne_send_gets_the_direct_writer_and_anything_else_the_asgi_one() -> 
         return isinstance(make_edge(send, 5, lambda: None), AsgiEdge)
 
     assert asyncio.run(other())
+
+
+def test_behind_tls_frames_take_autobahn_and_the_tcp_buffer_still_bounds_the_queue() -> None:
+    class TLSTransport:
+        """Twisted's TLS wrapper: no socket of its own, the TCP transport underneath."""
+
+        def __init__(self, tcp: FakeTransport) -> None:
+            self.transport = tcp
+
+    tcp = FakeTransport(FakeSocket(accept=[]))
+    protocol = FakeProtocol(tcp)
+    protocol.transport = TLSTransport(tcp)
+    sent: list[Any] = []
+    protocol.sendPreparedMessage = sent.append
+    overflows: list[int] = []
+    edge = DaphneEdge(protocol, max_queue=1, on_overflow=lambda: overflows.append(1))
+    edge.write(frame("a"))
+    assert len(sent) == 1
+    tcp.write(b"x" * (DaphneEdge.HIGH_WATER_BYTES + 1))  # the client stopped reading
+    edge.write(frame("b"))
+    edge.write(frame("c"))
+    assert overflows == [1]

@@ -105,11 +105,11 @@ class DaphneEdge(Edge):
     connection, so the edge reads the transport's buffered byte count itself. Past `HIGH_WATER_BYTES`
     frames wait in the edge's queue, which moves on as the buffer drains (checked at every write, and
     heartbeats come every second); past `max_queue` waiting frames the connection is a slow consumer.
-    Compression, TLS or a transport without a plain socket take autobahn's own path, without the
-    byte count (put TLS in the proxy).
+    Compression, TLS or a transport without a plain socket take autobahn's own path; the byte count is
+    then read from the TCP transport underneath (for TLS, the encrypted bytes), when there is one.
     """
 
-    __slots__ = ("_direct", "_protocol", "_transport")
+    __slots__ = ("_direct", "_protocol", "_tcp", "_transport")
 
     HIGH_WATER_BYTES = 256 * 1024
 
@@ -122,6 +122,10 @@ class DaphneEdge(Edge):
             and hasattr(self._transport, "_tempDataLen")
             and hasattr(self._transport, "dataBuffer")
         )
+        tcp = self._transport
+        while tcp is not None and not hasattr(tcp, "dataBuffer"):
+            tcp = getattr(tcp, "transport", None)  # TLS wraps the TCP transport
+        self._tcp: Any = tcp if hasattr(tcp, "_tempDataLen") else None
         super().__init__(max_queue, on_overflow)
 
     def write(self, frame: Frame) -> None:
@@ -140,10 +144,10 @@ class DaphneEdge(Edge):
 
     def buffered_bytes(self) -> int:
         """Bytes Twisted holds for this connection, not yet taken by the kernel."""
-        if not self._direct:
+        tcp = self._tcp
+        if tcp is None:
             return 0
-        transport = self._transport
-        return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+        return int(len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen)
 
     def _drain(self) -> None:
         while self._queue and self.buffered_bytes() <= self.HIGH_WATER_BYTES:
