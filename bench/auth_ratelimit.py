@@ -38,7 +38,6 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SETTINGS_MODULE = "bench.settings_auth"
 # db 13: CI tests use 15, and bench/ingest.py flushes 14 (which would drop the auth generation mid-run).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -699,7 +698,6 @@ def main(argv: list[str] | None = None) -> int:
         from bench.report import write_section  # the project root is on sys.path once run() started
 
         write_section(section, SECTION_START, SECTION_END, MD_INTRO)
-        print(f"wrote {BENCHMARKS_MD.relative_to(ROOT)}")
     return 0
 
 

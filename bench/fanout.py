@@ -62,7 +62,6 @@ from bench.fanout_servers import (  # noqa: E402
     percentile,
 )
 
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION_START = "<!-- fanout:start -->"
 SECTION_END = "<!-- fanout:end -->"
 MD_INTRO = (
@@ -712,7 +711,6 @@ def main(argv: list[str] | None = None) -> int:
         from bench.report import write_section
 
         write_section(section, SECTION_START, SECTION_END, MD_INTRO)
-        print(f"wrote {BENCHMARKS_MD.relative_to(ROOT)}")
     return 0
 
 

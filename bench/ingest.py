@@ -49,7 +49,6 @@ from apps.orderbook.services.bus import InProcessBus, MarketDataBus, RedisBus  #
 from apps.orderbook.services.publisher import FeedPublisher, Precision  # noqa: E402
 from bench.report import write_section  # noqa: E402
 
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION_START = "<!-- ingest:start -->"
 SECTION_END = "<!-- ingest:end -->"
 MD_INTRO = (
@@ -455,7 +454,6 @@ def main(argv: list[str] | None = None) -> int:
     print(section)
     if args.write:
         write_section(section, SECTION_START, SECTION_END, MD_INTRO)
-        print(f"wrote {BENCHMARKS_MD.relative_to(ROOT)}")
     return 0
 
 

@@ -14,3 +14,4 @@ def write_section(section: str, start: str, end: str, intro: str) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     BENCHMARKS_MD.write_text(text)
+    print(f"wrote {BENCHMARKS_MD.name}", flush=True)

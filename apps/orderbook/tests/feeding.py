@@ -1,12 +1,14 @@
-"""Test helper: drive a protocol with a recording's frames and REST answers, as the shell would."""
+"""Test helpers: drive a protocol with a recording's frames and REST answers, as the shell would; wait for the hub."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from apps.orderbook.domain.protocol import Fetch, Output, Send, VenueProtocol
 from apps.orderbook.domain.recording import Recording, parse_recording
+from apps.orderbook.services.market import get_hub
 
 
 def load(path: Path) -> Recording:
@@ -32,3 +34,14 @@ def drive(
                 pending.remove(fetch)
                 handle(protocol.on_rest(fetch.key, 200, answer.body, int(answer.ts_s * 1e9)))
         handle(protocol.on_message(frame.text, int(frame.ts_s * 1e9)))
+
+
+def wait_for_hub(book: str, seq: int) -> None:
+    """Until this process's hub has the book at `seq` (on Redis its thread receives events a moment later)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        view = get_hub().view(book, 1)
+        if view is not None and view.seq >= seq:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"hub never reached {book} seq {seq}")

@@ -13,6 +13,7 @@ from apps.orderbook.services import latency
 from apps.orderbook.services.latency import STAGE_ORDER, STAGES, record_stage, reset_latency
 from apps.orderbook.services.market import get_bus, get_hub
 from apps.orderbook.services.publisher import FeedPublisher, Precision
+from apps.orderbook.tests.feeding import wait_for_hub
 from conftest import Persona
 
 pytestmark = pytest.mark.django_db
@@ -60,16 +61,6 @@ def feed_binance_btc(monkeypatch: pytest.MonkeyPatch) -> int:
         wait_for_hub("binance:BTC-USDT", last)  # on Redis the hub's thread must see it before the clock moves
         wait_for_hub("consolidated:BTC-USDT", i + 1)
     return last
-
-
-def wait_for_hub(book: str, seq: int) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        view = get_hub().view(book, 1)
-        if view is not None and view.seq >= seq:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"hub never reached {book} seq {seq}")
 
 
 def test_latency_reports_every_stage_of_a_fed_book(

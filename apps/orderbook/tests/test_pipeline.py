@@ -16,7 +16,7 @@ from apps.orderbook.domain.replica import BookReplica
 from apps.orderbook.domain.venues.binance import BinanceProtocol
 from apps.orderbook.services.market import get_bus, get_hub
 from apps.orderbook.services.publisher import FeedPublisher, Precision
-from apps.orderbook.tests.feeding import drive, load
+from apps.orderbook.tests.feeding import drive, load, wait_for_hub
 from conftest import Persona, recording
 
 pytestmark = pytest.mark.django_db
@@ -36,16 +36,6 @@ def run_binance_recording() -> tuple[BinanceProtocol, FeedPublisher, list[BookEv
 
     drive(protocol, rec, sink)
     return protocol, publisher, events
-
-
-def wait_for_hub(book: str, seq: int) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        view = get_hub().view(book, 1)
-        if view is not None and view.seq >= seq:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"hub never reached {book} seq {seq}")
 
 
 @pytest.fixture(params=["embedded", "redis"])

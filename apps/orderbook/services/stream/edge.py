@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,7 +58,7 @@ class Frame:
         return self._message
 
 
-class Edge:
+class Edge(ABC):
     """The interface: `write` never blocks and never raises; `is_open` is False after overflow or close."""
 
     __slots__ = ("_on_overflow", "_queue", "is_open", "max_queue")
@@ -68,8 +69,8 @@ class Edge:
         self.max_queue = max_queue
         self.is_open = True
 
-    def write(self, frame: Frame) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def write(self, frame: Frame) -> None: ...
 
     def _enqueue(self, frame: Frame) -> bool:
         """Queue a frame behind the others; past `max_queue` shut and report a slow consumer (False)."""
@@ -88,8 +89,9 @@ class Edge:
         self.is_open = False
         self._queue.clear()
 
-    def grant_close_grace(self, seconds: float) -> None:
-        """Give the client this long to read up to our close frame before the socket is dropped."""
+    def grant_close_grace(self, seconds: float) -> None:  # noqa: B027 - a no-op unless the server lets us
+        """Give the client this long to read up to our close frame before the socket is dropped; only
+        daphne's edge can, elsewhere the server's own close timeout applies."""
 
 
 class DaphneEdge(Edge):
