@@ -36,6 +36,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/auth_ratelimit.py --write
 	$(BIN)/python bench/ingest.py --write
 	$(BIN)/python bench/fanout.py --write
+	$(BIN)/python bench/microstructure.py --write
+	$(BIN)/python bench/orders.py --write
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -32,11 +32,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import psycopg
 import redis
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.report import UNLIMITED_RATES, ensure_database, write_section  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 SETTINGS_MODULE = "bench.settings_auth"
 # db 13: CI tests use 15, and bench/ingest.py flushes 14 (which would drop the auth generation mid-run).
@@ -131,15 +134,6 @@ class RedisAccount:
 # --- Setup: database, tier and key, server --------------------------------------------------------
 
 
-def ensure_database(database_url: str) -> None:
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    admin_url = parts._replace(scheme="postgresql", path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300
@@ -158,15 +152,9 @@ def provision_key() -> str:
 
     limits: dict[str, Any] = {
         "name": "Bench (unlimited)",
-        "refill_per_second": 1_000_000,
-        "burst": 100_000_000,
-        "quota_per_minute": 2_000_000_000,
-        "quota_per_hour": 2_000_000_000,
-        "quota_per_day": 2_000_000_000,
-        "monthly_price": 0,
+        **UNLIMITED_RATES,
         "max_ws_connections": 1,
         "max_subscriptions_per_connection": 1,
-        "is_public": False,
     }
     tier, _ = Tier.objects.update_or_create(slug=TIER_SLUG, defaults=limits)
     customer, _ = Customer.objects.update_or_create(name=CUSTOMER_NAME, defaults={"tier": tier, "status": "active"})
@@ -526,7 +514,6 @@ def run(args: argparse.Namespace) -> Results:
     ensure_database(args.database_url)
     migrate(env)
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
     key = provision_key()
     facts = machine_facts(args.redis_url)
     ncpu = len(os.sched_getaffinity(0))
@@ -695,8 +682,6 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if args.write:
-        from bench.report import write_section  # the project root is on sys.path once run() started
-
         write_section(section, SECTION_START, SECTION_END, MD_INTRO)
     return 0
 

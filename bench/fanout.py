@@ -61,6 +61,7 @@ from bench.fanout_servers import (  # noqa: E402
     free_port,
     percentile,
 )
+from bench.report import UNLIMITED_RATES, write_section  # noqa: E402
 
 SECTION_START = "<!-- fanout:start -->"
 SECTION_END = "<!-- fanout:end -->"
@@ -289,18 +290,12 @@ def provision_platform(env: dict[str, str], max_connections: int) -> tuple[str, 
         slug=TIER_SLUG,
         defaults={
             "name": "Bench (fan-out)",
-            "refill_per_second": 1_000_000,
-            "burst": 100_000_000,
-            "quota_per_minute": 2_000_000_000,
-            "quota_per_hour": 2_000_000_000,
-            "quota_per_day": 2_000_000_000,
-            "monthly_price": 0,
+            **UNLIMITED_RATES,
             "max_ws_connections": max_connections,
             "max_subscriptions_per_connection": 10,
             "max_book_depth": None,  # depth=full
             "delta_history_length": 100_000,
             "features": ["snapshots", "json_stream", "delta_history", "binary_stream"],
-            "is_public": False,
         },
     )
     customer, _ = Customer.objects.update_or_create(name=CUSTOMER_NAME, defaults={"tier": tier, "status": "active"})
@@ -708,8 +703,6 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if args.write:
-        from bench.report import write_section
-
         write_section(section, SECTION_START, SECTION_END, MD_INTRO)
     return 0
 

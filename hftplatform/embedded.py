@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
+from apps.microstructure.services.supervision import EmbeddedRecorder
 from apps.orderbook.services.feeds import FeedConfig
 from apps.orderbook.services.market import build_runner, configured_feeds, get_hub
 from apps.orderbook.services.runner import FeedRunner
@@ -28,13 +29,29 @@ class EmbeddedMarket:
         self.sim_port: int | None = None
         self.thread = threading.Thread(target=self._main, name="embedded-market", daemon=True)
         self.ready = threading.Event()
+        self.micro_recorder: EmbeddedRecorder | None = None
 
     def start(self) -> None:
         get_hub()  # subscribe before the first event is published
+        if settings.HFT_MICRO_EMBEDDED_RECORDER:
+            # Live windows fill from the first trade; trades and metric bars go to the database.
+            self.micro_recorder = EmbeddedRecorder()
+            self.micro_recorder.start()
         self.thread.start()
         self.ready.wait(timeout=30)
+        if settings.HFT_PAPER_ENGINE and not settings.REDIS_URL:
+            # The paper engine reads this process's hub; placement calls it in-process (engine_client()).
+            from apps.orders.services.engine.runtime import start_runtime
+
+            start_runtime(get_hub())
 
     def stop(self) -> None:
+        if settings.HFT_PAPER_ENGINE and not settings.REDIS_URL:
+            from apps.orders.services.engine.runtime import stop_runtime
+
+            stop_runtime()
+        if self.micro_recorder is not None:
+            self.micro_recorder.stop()
         if self.runner is not None:
             self.loop.call_soon_threadsafe(self.runner.request_stop)
 

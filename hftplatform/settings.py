@@ -7,6 +7,7 @@ in-process periodic jobs. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL an
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,91 @@ HFT_WS_HEARTBEAT_S = float(os.environ.get("HFT_WS_HEARTBEAT_S", "1"))
 HFT_WS_RESUME_FRAMES = int(os.environ.get("HFT_WS_RESUME_FRAMES", "10000"))
 HFT_WS_IDLE_KEEP_S = float(os.environ.get("HFT_WS_IDLE_KEEP_S", "120"))
 
+# --- Microstructure (README "Microstructure") -----------------------------------------------------------
+# Top-of-book sampling period of the live windows (ms), and how long a window keeps trades and samples (s;
+# the longest metric window, 5 min, plus a margin for the realised-spread horizon).
+HFT_MICRO_SAMPLE_MS = int(os.environ.get("HFT_MICRO_SAMPLE_MS", "100"))
+HFT_MICRO_KEEP_S = int(os.environ.get("HFT_MICRO_KEEP_S", "330"))
+if HFT_MICRO_KEEP_S < 300:  # the windows keep what the longest metric window (5 m) needs
+    raise ImproperlyConfigured("HFT_MICRO_KEEP_S must be at least 300 (the 5-minute metric window)")
+# Book levels per side that depth metrics read (at most 400), and how long a computed result is reused by
+# REST and WebSocket readers of the same book and window (ms).
+HFT_MICRO_DEPTH = min(int(os.environ.get("HFT_MICRO_DEPTH", "400")), 400)
+HFT_MICRO_CACHE_MS = int(os.environ.get("HFT_MICRO_CACHE_MS", "200"))
+# Seconds between metric updates on WS /api/hft/ws/microstructure/{pair}.
+HFT_MICRO_WS_INTERVAL_S = float(os.environ.get("HFT_MICRO_WS_INTERVAL_S", "1"))
+# The recorder (trades and 1 s / 1 m bars to the database): a thread of the embedded run (turn it off with
+# 0), `manage.py runmicro` or the Celery task `run_micro_recorder_task` (queue "feeds") under a Redis lease.
+HFT_MICRO_EMBEDDED_RECORDER = env_bool("HFT_MICRO_EMBEDDED_RECORDER", True)
+HFT_MICRO_LEASE_MS = int(os.environ.get("HFT_MICRO_LEASE_MS", "15000"))
+# Seconds between trade batches written, and the most trades held while the database is unreachable.
+HFT_MICRO_TRADE_FLUSH_S = float(os.environ.get("HFT_MICRO_TRADE_FLUSH_S", "1"))
+HFT_MICRO_TRADE_BUFFER = int(os.environ.get("HFT_MICRO_TRADE_BUFFER", "100000"))
+# Retention of metric bars in seconds (0 = keep forever); the history API reads at most this many rows.
+HFT_MICRO_BARS_1S_KEEP_S = int(os.environ.get("HFT_MICRO_BARS_1S_KEEP_S", "3600"))
+HFT_MICRO_BARS_1M_KEEP_S = int(os.environ.get("HFT_MICRO_BARS_1M_KEEP_S", str(7 * 86400)))
+HFT_MICRO_TRADES_KEEP_S = int(os.environ.get("HFT_MICRO_TRADES_KEEP_S", str(30 * 86400)))
+HFT_MICRO_HISTORY_MAX_ROWS = int(os.environ.get("HFT_MICRO_HISTORY_MAX_ROWS", "1000"))
+
+# --- Live venues (docs/live-venues.md) --------------------------------------------------------------
+# Fernet key(s) encrypting customers' venue secrets, comma-separated (the first encrypts, any decrypts: key
+# rotation). Unset: derived from DJANGO_SECRET_KEY (development only); production refuses to start without.
+HFT_CREDENTIALS_KEY = os.environ.get("HFT_CREDENTIALS_KEY", "")
+if IS_PRODUCTION and not HFT_CREDENTIALS_KEY:
+    raise ImproperlyConfigured("HFT_CREDENTIALS_KEY must be set when HFT_ENV=production")
+# Venues that take live orders, each with its adapter and REST base URL (tests point them at loopback).
+HFT_LIVE_VENUES: dict[str, dict[str, str]] = {
+    "binance": {
+        "adapter": "binance_spot",
+        "base_url": os.environ.get("HFT_LIVE_BINANCE_URL", "https://api.binance.com"),
+    },
+    "binance_us": {
+        "adapter": "binance_spot",
+        "base_url": os.environ.get("HFT_LIVE_BINANCE_US_URL", "https://api.binance.us"),
+    },
+}
+_live_slugs = env_list("HFT_LIVE_VENUE_SLUGS", "binance,binance_us")
+if not set(_live_slugs) <= set(HFT_LIVE_VENUES):
+    raise ImproperlyConfigured(f"HFT_LIVE_VENUE_SLUGS may name only {sorted(HFT_LIVE_VENUES)}")
+HFT_LIVE_VENUES = {slug: HFT_LIVE_VENUES[slug] for slug in _live_slugs}
+# Seconds a live venue request may take before the order is left UNKNOWN (never re-sent); Binance's
+# recvWindow in ms; seconds of clock skew allowed on top before an order the venue does not know is final.
+HFT_LIVE_TIMEOUT_S = float(os.environ.get("HFT_LIVE_TIMEOUT_S", "5"))
+HFT_LIVE_RECV_WINDOW_MS = int(os.environ.get("HFT_LIVE_RECV_WINDOW_MS", "5000"))
+HFT_LIVE_RECONCILE_GRACE_S = float(os.environ.get("HFT_LIVE_RECONCILE_GRACE_S", "2"))
+# Seconds between Celery beat runs of the reconciliation of UNKNOWN live orders.
+HFT_LIVE_RECONCILE_S = float(os.environ.get("HFT_LIVE_RECONCILE_S", "10"))
+
+# --- Paper engine (apps/orders/services/engine, docs/paper-engine.md) ----------------------------------
+# Embedded, run the engine in the web process (off: order placement answers engine_unavailable).
+HFT_PAPER_ENGINE = env_bool("HFT_PAPER_ENGINE", True)
+# A batch of order updates, fills and balances is flushed at once when a command waits on it, else after
+# this many ms or this many items.
+HFT_PAPER_FLUSH_MS = float(os.environ.get("HFT_PAPER_FLUSH_MS", "5"))
+HFT_PAPER_MAX_BATCH = int(os.environ.get("HFT_PAPER_MAX_BATCH", "500"))
+# How long placement waits for the engine's report (s); an order not reported stays PENDING and executes once.
+HFT_PAPER_REPLY_TIMEOUT_S = float(os.environ.get("HFT_PAPER_REPLY_TIMEOUT_S", "2"))
+# Paper orders execute on this venue's book of their instrument ("consolidated" or a venue slug), up to
+# this many levels deep.
+HFT_PAPER_BOOK_VENUE = os.environ.get("HFT_PAPER_BOOK_VENUE", "consolidated")
+HFT_PAPER_DEPTH = int(os.environ.get("HFT_PAPER_DEPTH", "200"))
+# After a start, PENDING orders wait up to this long (s) for their book before executing (else NO_MARKET).
+HFT_PAPER_START_GRACE_S = float(os.environ.get("HFT_PAPER_START_GRACE_S", "5"))
+# Period of the dead man's switch watcher in the engine's process (ms; 0 turns it off).
+HFT_PAPER_DEADMAN_MS = float(os.environ.get("HFT_PAPER_DEADMAN_MS", "200"))
+# With Redis: the engine's lease (`manage.py runpaper` or the Celery task on queue "feeds"; beat restarts it).
+HFT_PAPER_LEASE_MS = int(os.environ.get("HFT_PAPER_LEASE_MS", "15000"))
+# Play money a customer starts with, per currency, granted on the first use of that currency (a JSON object of
+# decimal strings; apps/orders/services/balances.py). Invalid JSON or amounts fail at start-up.
+HFT_PAPER_GRANTS: dict[str, str] = json.loads(
+    os.environ.get("HFT_PAPER_GRANTS")
+    or '{"USDT": "100000", "USDC": "100000", "USD": "100000", "EUR": "100000", "BTC": "2", "ETH": "20"}'
+)
+if not isinstance(HFT_PAPER_GRANTS, dict) or not all(
+    isinstance(amount, str) and amount.replace(".", "", 1).isdigit() for amount in HFT_PAPER_GRANTS.values()
+):
+    raise ImproperlyConfigured('HFT_PAPER_GRANTS must be a JSON object of decimal strings, e.g. {"USDT": "100000"}')
+
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "hftplatform.views.ratelimited"
 if not REDIS_URL:
@@ -211,12 +297,28 @@ if not REDIS_URL:
 CELERY_BEAT_SCHEDULE = {
     "flush-usage": {"task": "apps.tiers.tasks.flush_usage_task", "schedule": HFT_USAGE_FLUSH_S},
     "supervise-feeds": {"task": "apps.orderbook.tasks.supervise_feeds", "schedule": HFT_FEED_LEASE_MS / 1000},
+    "supervise-paper-engine": {
+        "task": "apps.orders.tasks.supervise_paper_engine",
+        "schedule": HFT_PAPER_LEASE_MS / 1000,
+    },
+    "reconcile-live-orders": {
+        "task": "apps.orders.services.live.tasks.reconcile_unknown_orders_task",
+        "schedule": HFT_LIVE_RECONCILE_S,
+    },
+    "supervise-microstructure": {
+        "task": "apps.microstructure.tasks.supervise_microstructure",
+        "schedule": HFT_MICRO_LEASE_MS / 1000,
+    },
 }
 # Feed runners are long-lived tasks on their own queue, acknowledged on receipt (a lease, not a redelivery,
 # guarantees a single holder), one per worker process.
+# The live-order reconciliation task lives beside its service, outside the autodiscovered apps/*/tasks.py.
+CELERY_IMPORTS = ["apps.orders.services.live.tasks"]
 CELERY_TASK_ROUTES = {
     "apps.orderbook.tasks.run_feed_task": {"queue": "feeds"},
     "apps.orderbook.tasks.run_consolidator_task": {"queue": "feeds"},
+    "apps.orders.tasks.run_paper_engine_task": {"queue": "feeds"},
+    "apps.microstructure.tasks.run_micro_recorder_task": {"queue": "feeds"},
 }
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/docs/", views.public(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     path("api/hft/", include("apps.tiers.urls")),
     path("api/hft/", include("apps.orderbook.urls")),
+    path("api/hft/", include("apps.orders.urls")),
+    path("api/hft/", include("apps.microstructure.urls")),
 ]
 
 handler404 = "hftplatform.views.not_found"

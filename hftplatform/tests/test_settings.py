@@ -15,7 +15,17 @@ PROBE = (
     "'cache': s.CACHES['default']['BACKEND'], 'layer': s.CHANNEL_LAYERS['default']['BACKEND'],"
     "'broker': s.CELERY_BROKER_URL, 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'debug': s.DEBUG}))"
 )
-VARIABLES = ("DATABASE_URL", "REDIS_URL", "HFT_ENV", "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DJANGO_DEBUG")
+VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "HFT_ENV",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DJANGO_DEBUG",
+    "HFT_CREDENTIALS_KEY",
+)
+
+FERNET_KEY = "x" * 43 + "="  # any 32 bytes, url-safe base64
 
 
 def load(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -61,12 +71,19 @@ def test_production_without_allowed_hosts_refuses_to_start(tmp_path: Path) -> No
     assert "DJANGO_ALLOWED_HOSTS" in result.stderr
 
 
+def test_production_without_a_credentials_key_refuses_to_start(tmp_path: Path) -> None:
+    result = load(tmp_path, HFT_ENV="production", DJANGO_SECRET_KEY="s" * 50, DJANGO_ALLOWED_HOSTS="api.example.com")
+    assert result.returncode != 0
+    assert "HFT_CREDENTIALS_KEY" in result.stderr
+
+
 def test_production_forces_debug_off(tmp_path: Path) -> None:
     result = load(
         tmp_path,
         HFT_ENV="production",
         DJANGO_SECRET_KEY="s" * 50,
         DJANGO_ALLOWED_HOSTS="api.example.com",
+        HFT_CREDENTIALS_KEY=FERNET_KEY,
         DJANGO_DEBUG="1",
     )
     assert result.returncode == 0, result.stderr

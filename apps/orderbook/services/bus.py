@@ -26,11 +26,16 @@ import redis
 
 from apps.orderbook.domain.book import Level
 from apps.orderbook.domain.events import DELTA, BookEvent, Trade
-from apps.orderbook.domain.wire import decode_event, encode_event, encode_trade, event_fields
+from apps.orderbook.domain.wire import decode_event, decode_trade, encode_event, encode_trade, event_fields
 
 LIVE_CHANNEL = "hft:md:live"
 TRADES_CHANNEL = "hft:md:trades"
 BOOKS_KEY = "hft:md:books"
+TRADES_KEEP = 10_000  # trades kept per instrument in its stream (for readers that start late)
+
+
+def trades_key(symbol: str) -> str:
+    return f"hft:md:trades:{symbol}"
 
 
 def channel(name: str, client: redis.Redis) -> str:
@@ -233,9 +238,19 @@ class RedisBus:
         pipe = self._client.pipeline(transaction=False)
         for trade in trades:
             raw = encode_trade(trade)
-            pipe.xadd(f"hft:md:trades:{trade.symbol}", {"t": raw}, maxlen=10_000, approximate=True)
+            pipe.xadd(trades_key(trade.symbol), {"t": raw}, maxlen=TRADES_KEEP, approximate=True)
             pipe.publish(self._trades_channel, raw)
         pipe.execute()
+
+    def recent_trades(self, symbols: list[str], since_ns: int) -> list[Trade]:
+        """The kept trades of these instruments received since `since_ns`, oldest first (stream ids are the
+        Redis server's ms, so the id range is widened by the filter on our own receive time)."""
+        pipe = self._client.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.xrange(trades_key(symbol), min=str(since_ns // 1_000_000))
+        rows = cast(list[list[tuple[bytes, dict[bytes, bytes]]]], pipe.execute())
+        trades = [decode_trade(fields[b"t"]) for entries in rows for _, fields in entries]
+        return sorted((t for t in trades if t.receive_ts_ns >= since_ns), key=lambda t: t.receive_ts_ns)
 
     def checkpoint(self, event: BookEvent) -> None:
         self._client.set(f"hft:md:ckpt:{event.book}", encode_event(event))

@@ -1,0 +1,1 @@
+"""Microstructure services: live windows per process, the recorder of trades and bars, history reads."""

@@ -1,0 +1,39 @@
+"""The interface through which placement and cancellation reach the paper engine, whatever its transport."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from apps.orders.domain.types import Reason
+from apps.orders.services.engine.reports import ExecutionReport
+
+if TYPE_CHECKING:
+    from apps.orders.models import Order
+
+
+class EngineUnavailable(Exception):
+    """No engine is running to take the command (embedded with HFT_PAPER_ENGINE off, or not started)."""
+
+    code = "engine_unavailable"
+
+
+class EngineClient(abc.ABC):
+    """Commands to the engine, idempotent by order id: a re-sent command never executes an order twice.
+
+    An order missing from a returned dict was not reported within `timeout_s`: the engine still has the
+    command (or, for a submit, reloads the PENDING order at its next start) and acts on it exactly once.
+    """
+
+    def submit(self, orders: Sequence[Order], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
+        """Execute orders already committed as PENDING (funds locked); each one's immediate outcome."""
+        return self.submit_ids([order.id for order in orders], timeout_s=timeout_s)
+
+    @abc.abstractmethod
+    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> dict[UUID, ExecutionReport]: ...
+
+    @abc.abstractmethod
+    def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> dict[UUID, ExecutionReport]:
+        """Cancel open orders; an order already final is reported as it is (not an error)."""

@@ -1,0 +1,1 @@
+"""Database-free tests of the orders domain: state machine, validation, matching, fees, balances."""
