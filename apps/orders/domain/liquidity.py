@@ -25,10 +25,18 @@ class UsedLiquidity:
         # (side of the book, price) -> (quantity the book showed, quantity paper takers used of it)
         self._used: dict[tuple[Side, Decimal], tuple[Decimal, Decimal]] = {}
 
-    def remaining(self, book_side: Side, levels: Levels) -> list[tuple[Decimal, Decimal]]:
+    def remaining(
+        self, book_side: Side, levels: Levels, *, limit: Decimal | None = None, enough: Decimal | None = None
+    ) -> list[tuple[Decimal, Decimal]]:
         """The levels of one side as the next taker finds them: less what takers used while the book showed
-        the same quantity; exhausted levels left out."""
+        the same quantity; exhausted levels left out.
+
+        For a taker with price `limit` and quantity `enough` it stops at what its execution reads (the
+        matching module's `execute_incoming`): the levels that cross up to the first that holds enough
+        with those before it, or up to and including the first non-empty level beyond the limit (which
+        tells a market order that there is a market, just not at its price)."""
         out: list[tuple[Decimal, Decimal]] = []
+        total = Decimal(0)
         for price, shown in levels:
             key = (book_side, price)
             used = self._used.get(key)
@@ -40,11 +48,22 @@ class UsedLiquidity:
                     del self._used[key]  # the venue's level changed: its quantity now is the truth
             if left > 0:
                 out.append((price, left))
+                if limit is not None and (price > limit if book_side is Side.SELL else price < limit):
+                    break
+                total += left
+                if enough is not None and total >= enough:
+                    break
         return out
 
     def take(self, book_side: Side, levels: Levels, matches: Sequence[Match]) -> None:
         """Remember a taker's fills against `levels` (the side as the book showed it, before `remaining`)."""
-        shown_at = dict(levels)
+        taken = {match.price for match in matches if match.liquidity == "taker"}
+        shown_at: dict[Decimal, Decimal] = {}
+        for price, shown in levels:  # best first: the taken prices are near the top
+            if price in taken:
+                shown_at[price] = shown
+                if len(shown_at) == len(taken):
+                    break
         if len(self._used) > MAX_LEVELS:
             self._used.clear()
         for match in matches:

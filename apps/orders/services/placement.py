@@ -42,6 +42,8 @@ from apps.orders.exceptions import BatchTooLarge, DuplicateClientOrderId
 from apps.orders.models import PAPER_VENUE, Balance, FeeSchedule, Order, VenueCredential
 from apps.orders.services.balances import InsufficientFunds, Ledger, paper_grant
 from apps.orders.services.engine import EngineUnavailable, ExecutionReport, FillReport, engine_client
+from apps.orders.services.engine.state import EngineOrder
+from apps.orders.services.engine.store import placed_order
 from apps.orders.services.live import live_venues
 from apps.orders.services.rules import instrument_rules
 from apps.orders.services.updates import audience, order_update, publish_order_updates
@@ -91,7 +93,7 @@ def place_orders(
         results, created = _record(principal, requests, market, atomic=atomic)
     if created and audience([principal.customer_id]):
         publish_order_updates([order_update(o) for o in created])
-    return _submit(results, [o for o in created if o.status == OrderStatus.PENDING])
+    return _submit(results, _engine_orders(principal, market, created))
 
 
 def check_batch(principal: Principal, requests: Sequence[OrderRequest]) -> None:
@@ -349,7 +351,17 @@ def _any_rejected(results: list[PlacementResult]) -> bool:
 # --- execution ------------------------------------------------------------------------------------------
 
 
-def _submit(results: list[PlacementResult], pending: list[Order]) -> list[PlacementResult]:
+def _engine_orders(principal: Principal, market: _Market, created: list[Order]) -> list[EngineOrder]:
+    """The committed PENDING orders as the engine holds them."""
+    symbols = {instrument_id: symbol for symbol, instrument_id in market.instrument_ids.items()}
+    return [
+        placed_order(order, tier_id=principal.tier.id, rules=market.rules[symbols[order.instrument_id]])
+        for order in created
+        if order.status == OrderStatus.PENDING
+    ]
+
+
+def _submit(results: list[PlacementResult], pending: list[EngineOrder]) -> list[PlacementResult]:
     """Hand committed PENDING orders to the engine; orders it reports in time carry their outcome."""
     if not pending:
         return results

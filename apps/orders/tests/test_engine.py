@@ -25,7 +25,9 @@ from apps.orders.models import Balance, Fill, Order
 from apps.orders.services.balances import Ledger
 from apps.orders.services.engine import ExecutionReport
 from apps.orders.services.engine.runtime import EngineRuntime
-from apps.orders.services.engine.state import Batch
+from apps.orders.services.engine.state import Batch, EngineOrder
+from apps.orders.services.engine.store import placed_order
+from apps.orders.services.rules import instrument_rules
 from conftest import Persona
 
 BOOK = "consolidated:BTC-USDT"
@@ -97,6 +99,11 @@ def place(
         ledger.save()
         order.save()
     return order
+
+
+def placed(order: Order) -> EngineOrder:
+    """The order as placement hands it to the engine (the instance it inserted, not a read-back)."""
+    return placed_order(order, tier_id=order.customer.tier_id, rules=instrument_rules(order.instrument))
 
 
 def balance(persona: Persona, currency: str) -> tuple[Decimal, Decimal]:

@@ -30,7 +30,7 @@ from apps.orders.models import DeadMansSwitch, Fill, Order
 from apps.orders.services.engine import engine_client
 from apps.orders.services.engine.redis_transport import COMMANDS_KEY, LEASE_NAME, RedisEngineClient, run_paper_engine
 from apps.orders.services.engine.runtime import InProcessEngineClient, start_runtime, stop_runtime
-from apps.orders.tests.test_engine import BOOK, GRANTS, known_book, place
+from apps.orders.tests.test_engine import BOOK, GRANTS, known_book, place, placed
 from conftest import Persona, start_celery_worker
 
 D = Decimal
@@ -64,8 +64,8 @@ def test_embedded_client_executes_on_the_engine_thread_once(embedded_engine: Non
     client = engine_client()
     assert isinstance(client, InProcessEngineClient)
 
-    first = client.submit([order], timeout_s=5)[order.id]
-    again = client.submit([order], timeout_s=5)[order.id]
+    first = client.submit([placed(order)], timeout_s=5)[order.id]
+    again = client.submit([placed(order)], timeout_s=5)[order.id]
 
     assert (first.status, first.average_price, len(first.fills)) == (OrderStatus.FILLED, D("100.5"), 2)
     assert again.version == first.version
@@ -75,7 +75,7 @@ def test_embedded_client_executes_on_the_engine_thread_once(embedded_engine: Non
 
 def test_dead_mans_switch_firing_cancels_open_orders(embedded_engine: None, alice: Persona) -> None:
     resting = [place(alice, "sell", "0.5", price="105"), place(alice, "buy", "1", price="95")]
-    reports = engine_client().submit(resting, timeout_s=5)
+    reports = engine_client().submit([placed(o) for o in resting], timeout_s=5)
     assert {r.status for r in reports.values()} == {OrderStatus.NEW}
 
     DeadMansSwitch.objects.create(customer=alice.customer, fires_at=timezone.now() - timedelta(milliseconds=1))
@@ -129,8 +129,8 @@ def test_redis_client_executes_through_the_leased_engine_once(redis_engine_env: 
 
     with EngineThread():
         order = place(alice, "buy", "1", price="101", tif="IOC")
-        first = client.submit([order], timeout_s=5)[order.id]
-        again = client.submit([order], timeout_s=5)[order.id]
+        first = client.submit([placed(order)], timeout_s=5)[order.id]
+        again = client.submit([placed(order)], timeout_s=5)[order.id]
         canceled = client.cancel([order.id], reason=Reason.CANCELED_BY_CUSTOMER, timeout_s=5)[order.id]
 
     assert (first.status, first.filled_quantity, first.fills[0].price) == (OrderStatus.FILLED, D(1), D(100))
@@ -144,7 +144,7 @@ def test_a_command_sent_while_no_engine_runs_is_executed_once_when_it_starts(
     from apps.orderbook.services.market import redis_client
 
     order = place(alice, "buy", "1", kind="market", tif="IOC")
-    assert engine_client().submit([order], timeout_s=0.05) == {}  # nobody answered: it stays PENDING
+    assert engine_client().submit([placed(order)], timeout_s=0.05) == {}  # nobody answered: it stays PENDING
     assert redis_client().llen(COMMANDS_KEY) == 1
 
     with EngineThread():
@@ -207,7 +207,7 @@ def test_celery_worker_on_the_feeds_queue_runs_the_leased_engine(redis_engine_en
             time.sleep(0.2)
         order = place(alice, "buy", "1", kind="market", tif="IOC")
 
-        report = engine_client().submit([order], timeout_s=15)[order.id]
+        report = engine_client().submit([placed(order)], timeout_s=15)[order.id]
 
         assert (report.status, report.average_price) == (OrderStatus.FILLED, D(100))
         assert Fill.objects.filter(order=order).count() == 1

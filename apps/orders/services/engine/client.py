@@ -11,7 +11,7 @@ from apps.orders.domain.types import Reason
 from apps.orders.services.engine.reports import ExecutionReport
 
 if TYPE_CHECKING:
-    from apps.orders.models import Order
+    from apps.orders.services.engine.state import EngineOrder
 
 
 class EngineUnavailable(Exception):
@@ -27,8 +27,11 @@ class EngineClient(abc.ABC):
     command (or, for a submit, reloads the PENDING order at its next start) and acts on it exactly once.
     """
 
-    def submit(self, orders: Sequence[Order], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
-        """Execute orders already committed as PENDING (funds locked); each one's immediate outcome."""
+    def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
+        """Execute orders already committed as PENDING (funds locked); each one's immediate outcome.
+
+        `orders` are the committed rows as the engine holds them (`store.placed_order`): an engine in this
+        process takes them as they are, one elsewhere is sent their ids and reads them back."""
         return self.submit_ids([order.id for order in orders], timeout_s=timeout_s)
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ from uuid import UUID
 from apps.orderbook.domain.events import Trade
 from apps.orders.domain.types import Reason
 from apps.orders.services.engine.reports import ExecutionReport
-from apps.orders.services.engine.state import Batch
+from apps.orders.services.engine.state import Batch, EngineOrder
 from apps.orders.services.engine.store import order_rows
 
 Reports = dict[UUID, ExecutionReport]
@@ -24,6 +24,9 @@ class Command:
     order_ids: tuple[UUID, ...]
     reason: Reason = Reason.CANCELED_BY_CUSTOMER
     future: Future[Reports] = field(default_factory=Future)
+    # A submit from this process carries the orders as committed, so the engine need not read them back;
+    # the sender never touches them again.
+    orders: tuple[EngineOrder, ...] = ()
 
 
 @dataclass(frozen=True)

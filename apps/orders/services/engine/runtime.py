@@ -68,9 +68,13 @@ class EngineRuntime:
 
     # --- any thread ---------------------------------------------------------------------------------
     def request(
-        self, op: str, order_ids: Iterable[UUID], reason: Reason = Reason.CANCELED_BY_CUSTOMER
+        self,
+        op: str,
+        order_ids: Iterable[UUID],
+        reason: Reason = Reason.CANCELED_BY_CUSTOMER,
+        orders: Sequence[EngineOrder] = (),
     ) -> Future[Reports]:
-        command = Command(op, tuple(order_ids), reason)
+        command = Command(op, tuple(order_ids), reason, orders=tuple(orders))
         self.queue.put(command)
         return command.future
 
@@ -130,7 +134,9 @@ class EngineRuntime:
         commands = [i for i in items if isinstance(i, Command)]
         wanted = {oid for c in commands for oid in c.order_ids}
         unknown = {oid for oid in wanted if self.engine.known(oid) is None and oid not in self.deferred}
-        loaded = load_orders(unknown) if unknown else {}
+        given = {o.id: o for c in commands for o in c.orders if o.id in unknown}
+        loaded = load_orders(unknown - given.keys()) if len(unknown) > len(given) else {}
+        loaded.update(given)
         books: set[str] = set()
         for item in items:
             if isinstance(item, Command):
@@ -343,19 +349,29 @@ def install_runtime(runtime: EngineRuntime | None) -> None:
 class InProcessEngineClient(EngineClient):
     """Calls the engine of this process: a command on its queue, and a wait on the command's future."""
 
+    def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> Reports:
+        return self._call("submit", [o.id for o in orders], Reason.CANCELED_BY_CUSTOMER, timeout_s, orders)
+
     def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> Reports:
         return self._call("submit", order_ids, Reason.CANCELED_BY_CUSTOMER, timeout_s)
 
     def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> Reports:
         return self._call("cancel", order_ids, reason, timeout_s)
 
-    def _call(self, op: str, order_ids: Sequence[UUID], reason: Reason, timeout_s: float) -> Reports:
+    def _call(
+        self,
+        op: str,
+        order_ids: Sequence[UUID],
+        reason: Reason,
+        timeout_s: float,
+        orders: Sequence[EngineOrder] = (),
+    ) -> Reports:
         runtime = _runtime
         if runtime is None:
             raise EngineUnavailable("the paper engine is not running in this process")
         if not order_ids:
             return {}
-        future = runtime.request(op, order_ids, reason)
+        future = runtime.request(op, order_ids, reason, orders)
         try:
             return future.result(timeout=timeout_s)
         except TimeoutError:

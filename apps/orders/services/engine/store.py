@@ -24,7 +24,7 @@ from apps.orders.domain.validation import InstrumentRules
 from apps.orders.models import ORDER_STATE_FIELDS, FeeSchedule, Fill, Order
 from apps.orders.services.balances import Ledger
 from apps.orders.services.engine.reports import FillReport
-from apps.orders.services.engine.state import ZERO, Batch, EngineOrder
+from apps.orders.services.engine.state import ZERO, Batch, EngineOrder, q12
 from apps.orders.services.rules import instrument_rules
 
 OPEN_PAPER = (OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
@@ -99,6 +99,28 @@ def engine_order(row: dict[str, Any]) -> EngineOrder:
         venue_order_id=row["venue_order_id"],
         created_at=row["created_at"],
     )
+
+
+AMOUNTS = ("price", "quantity", "filled_quantity", "average_price", "fees", "locked_amount")
+
+
+def placed_order(order: Order, *, tier_id: int, rules: InstrumentRules) -> EngineOrder:
+    """The engine's copy of an order placement has just inserted, from the instance it inserted: what
+    `load_orders` would read back, without the read. Amounts are quantized to the column's 12 places, as
+    the database returns them."""
+    row: dict[str, Any] = {name: getattr(order, name) for name in LOADED if "__" not in name}
+    for name in AMOUNTS:
+        if row[name] is not None:
+            row[name] = q12(row[name])
+    row.update(
+        {
+            "customer__tier_id": tier_id,
+            "instrument__symbol": rules.symbol,
+            "instrument__base": rules.base,
+            "instrument__quote": rules.quote,
+        }
+    )
+    return engine_order(row)
 
 
 def load_orders(order_ids: Iterable[UUID]) -> dict[UUID, EngineOrder]:
