@@ -167,3 +167,37 @@ def test_resting_orders_never_overfill_and_fill_only_at_their_price(
         assert (order.order_id in book) == (order.filled < order.quantity and order.order_id not in canceled)
     still_open = {str(o.order_id) for o in working if o.order_id not in canceled and o.filled < o.quantity}
     assert sorted(str(o.order_id) for o in book.orders()) == sorted(still_open)
+
+
+@settings(max_examples=400, deadline=None)
+@given(order=incoming(), book=books(), earlier=st.lists(incoming(), max_size=3))
+def test_a_taker_reading_only_the_levels_it_reaches_executes_as_on_the_whole_side(
+    order: WorkingOrder,
+    book: tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]],
+    earlier: list[WorkingOrder],
+) -> None:
+    """The engine passes `UsedLiquidity.remaining(..., limit=, enough=)`, a prefix of the opposite side, and
+    nothing of its own side: the execution must be the one the whole book, less earlier takers' use, gives."""
+    from apps.orders.domain.liquidity import UsedLiquidity
+
+    bids, asks = book
+    used = UsedLiquidity()
+    for taker in earlier:  # earlier takers on the same book leave some levels partly or wholly used
+        shown_side = Side.SELL if taker.side is Side.BUY else Side.BUY
+        shown = asks if taker.side is Side.BUY else bids
+        before = (
+            execute_incoming(taker, used.remaining(Side.BUY, bids), used.remaining(Side.SELL, asks))
+            if taker.remaining > 0
+            else None
+        )
+        if before is not None:
+            used.take(shown_side, shown, before.matches)
+
+    whole = WorkingOrder(order.order_id, order.side, order.type, order.time_in_force, order.price, order.quantity)
+    expected = execute_incoming(whole, used.remaining(Side.BUY, bids), used.remaining(Side.SELL, asks))
+    taker_side, shown = (Side.SELL, asks) if order.side is Side.BUY else (Side.BUY, bids)
+    reached = used.remaining(taker_side, shown, limit=order.price, enough=order.quantity)
+    got = execute_incoming(order, *(([], reached) if order.side is Side.BUY else (reached, [])))
+
+    assert got == expected
+    assert order.filled == whole.filled
