@@ -28,7 +28,12 @@ class ConsolidatedBook:
         is_reset: bool,
     ) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         """Fold one venue change in; returns the consolidated levels that changed (qty 0 = removed)."""
-        own = self._venues.setdefault(venue, {BID: {}, ASK: {}})
+        own = self._venues.get(venue)
+        if own is None:
+            own = self._venues[venue] = {BID: {}, ASK: {}}
+        if not is_reset and price_exp == self.price_exp and size_exp == self.size_exp:
+            # The hot path: a delta at the instrument's scale is folded in as it is, in order.
+            return self._update(own[BID], BID, bids), self._update(own[ASK], ASK, asks)
         result = []
         for side, levels in ((BID, bids), (ASK, asks)):
             if price_exp == self.price_exp and size_exp == self.size_exp:
@@ -39,7 +44,7 @@ class ConsolidatedBook:
             if is_reset:
                 # Levels the venue no longer has go to zero; the new book replaces the old.
                 scaled = {**dict.fromkeys(own[side], 0), **scaled}
-            result.append(self._update(own[side], side, scaled))
+            result.append(self._update(own[side], side, tuple(scaled.items())))
         return result[0], result[1]
 
     def remove_venue(self, venue: str) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
@@ -47,14 +52,15 @@ class ConsolidatedBook:
         if own is None:
             return (), ()
         return (
-            self._update(dict(own[BID]), BID, dict.fromkeys(own[BID], 0)),
-            self._update(dict(own[ASK]), ASK, dict.fromkeys(own[ASK], 0)),
+            self._update(dict(own[BID]), BID, tuple(dict.fromkeys(own[BID], 0).items())),
+            self._update(dict(own[ASK]), ASK, tuple(dict.fromkeys(own[ASK], 0).items())),
         )
 
-    def _update(self, own: dict[int, int], side: str, changes: dict[int, int]) -> tuple[Level, ...]:
+    def _update(self, own: dict[int, int], side: str, changes: tuple[Level, ...]) -> tuple[Level, ...]:
+        """Set the venue's levels in order (a price given twice: the later wins, both are reported)."""
         totals = self._totals[side]
         out: list[Level] = []
-        for price, qty in changes.items():
+        for price, qty in changes:
             old = own.get(price, 0)
             if qty == old:
                 continue

@@ -112,7 +112,8 @@ class FeedPublisher:
         """Publish, first re-publishing the books that need it; keeps the replicas right whatever the bus does."""
         published: list[BookEvent] = []
         for _ in range(2):  # a second round only after the bus refused deltas; re-publishing is never refused
-            resets = [self._reset_event(book) for book in sorted(self._republish) if book in self.replicas]
+            republish = self._republish
+            resets = [self._reset_event(b) for b in sorted(republish) if b in self.replicas] if republish else []
             batch = resets + pending if resets else pending
             if not batch:
                 break
@@ -139,6 +140,8 @@ class FeedPublisher:
             # A book the bus lost that this batch did not re-publish: Redis restarted, and every book's
             # history and checkpoint went with it, so every book is re-published.
             lost = self.bus.lost_books()
+            if not lost and not refused:
+                break  # the usual case
             if lost and resets:
                 lost -= {e.book for e in resets}
             if lost or refused:
@@ -191,7 +194,9 @@ class FeedPublisher:
             size_exp=venue_prec.size_exp,
             is_reset=change.is_reset,
         )
-        live = self.live_venues.setdefault(change.symbol, set())
+        live = self.live_venues.get(change.symbol)
+        if live is None:
+            live = self.live_venues[change.symbol] = set()
         was_live = bool(live)
         live.add(change.venue)
         return self._consolidated_event(

@@ -289,9 +289,7 @@ class BinanceProtocol:
 
 def _merge(changes: list[Level]) -> tuple[Level, ...]:
     """Several changes to one price in a message: the last one wins, in first-seen order."""
-    if len(changes) < 2 or len({price for price, _ in changes}) == len(changes):
+    if len(changes) < 2:
         return tuple(changes)
-    merged: dict[int, int] = {}
-    for price, qty in changes:
-        merged[price] = qty
-    return tuple(merged.items())
+    merged = dict(changes)  # keeps each price's first position and its last quantity
+    return tuple(changes) if len(merged) == len(changes) else tuple(merged.items())

@@ -15,7 +15,7 @@ from apps.orderbook.domain.checksum import kraken_checksum, okx_check_string, ok
 from apps.orderbook.domain.consolidated import ConsolidatedBook
 from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookEvent
 from apps.orderbook.domain.fixedpoint import PrecisionError, from_units, rescale, to_units
-from apps.orderbook.domain.replica import BookReplica, SequenceGap
+from apps.orderbook.domain.replica import BookReplica, CheckpointReplica, SequenceGap
 
 VECTORS = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "venues" / "checksum_test_vectors.json"
 
@@ -120,12 +120,22 @@ def test_replica_follows_snapshots_deltas_and_staleness() -> None:
 
 
 levels = st.dictionaries(st.integers(min_value=1, max_value=50), st.integers(min_value=1, max_value=100), max_size=10)
+# A delta's levels: a quantity of 0 removes the level.
+delta_levels = st.dictionaries(
+    st.integers(min_value=1, max_value=50), st.integers(min_value=0, max_value=100), max_size=10
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), levels, st.booleans(), st.booleans()), max_size=30))
-def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str, dict[int, int], bool, bool]]) -> None:
-    cons = ConsolidatedBook(price_exp=3, size_exp=3)  # venues quote at 2 decimals: rescaled by 10
+@pytest.mark.parametrize("venue_exp", [2, 3])  # rescaled by 10 into the instrument's 3 decimals, or as it is
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), delta_levels, st.booleans(), st.booleans()), max_size=30)
+)
+def test_consolidated_book_is_the_sum_of_live_venue_books(
+    venue_exp: int, steps: list[tuple[str, dict[int, int], bool, bool]]
+) -> None:
+    cons = ConsolidatedBook(price_exp=3, size_exp=3)
+    k = 10 ** (3 - venue_exp)
     venues: dict[str, dict[int, int]] = {}
     mirror: dict[int, int] = {}
     for venue, new_levels, is_reset, goes_stale in steps:
@@ -133,12 +143,13 @@ def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str,
             changes, _ = cons.remove_venue(venue)
             venues.pop(venue, None)
         elif is_reset or venue not in venues:
-            venues[venue] = dict(new_levels)
-            changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=True)
+            venues[venue] = {p: q for p, q in new_levels.items() if q}
+            snapshot = tuple(venues[venue].items())
+            changes, _ = cons.apply(venue, snapshot, (), price_exp=venue_exp, size_exp=venue_exp, is_reset=True)
         else:
-            for price, qty in new_levels.items():
-                venues[venue][price] = qty
-            changes, _ = cons.apply(venue, tuple(new_levels.items()), (), price_exp=2, size_exp=2, is_reset=False)
+            venues[venue] = {p: q for p, q in {**venues[venue], **new_levels}.items() if q}
+            delta = tuple(new_levels.items())
+            changes, _ = cons.apply(venue, delta, (), price_exp=venue_exp, size_exp=venue_exp, is_reset=False)
         for price, total in changes:
             if total:
                 mirror[price] = total
@@ -147,8 +158,29 @@ def test_consolidated_book_is_the_sum_of_live_venue_books(steps: list[tuple[str,
         expected: dict[int, int] = {}
         for book in venues.values():
             for price, qty in book.items():
-                expected[price * 10] = expected.get(price * 10, 0) + qty * 10
+                expected[price * k] = expected.get(price * k, 0) + qty * k
         assert dict(cons.levels(BID)) == expected
         assert mirror == expected  # the emitted deltas alone rebuild it
         for price, total in expected.items():
             assert sum(cons.shares(BID, price).values()) == total
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([SNAPSHOT, DELTA, DELTA, DELTA, STALE]), delta_levels, delta_levels)))
+def test_the_publishers_checkpoint_replica_holds_what_a_replica_holds(
+    steps: list[tuple[str, dict[int, int], dict[int, int]]],
+) -> None:
+    """CheckpointReplica takes deltas in with `dict.update`, zeros included, and drops the zeros when read."""
+    replica, checkpoint = BookReplica("x:A-B", 2, 2), CheckpointReplica("x:A-B", 2, 2)
+    for seq, (kind, bid_levels, ask_levels) in enumerate(steps, start=1):
+        keep = (lambda q: q > 0) if kind == SNAPSHOT else (lambda q: True)  # a snapshot holds no removals
+        bids = tuple((p, q) for p, q in bid_levels.items() if keep(q))
+        asks = tuple((p, q) for p, q in ask_levels.items() if keep(q))
+        published = event(seq, kind, bids, asks)
+        replica.apply(published)
+        checkpoint.apply(published)
+        assert checkpoint.top(BID) == replica.top(BID)
+        assert checkpoint.top(ASK, 3) == replica.top(ASK, 3)
+        assert (checkpoint.depth(BID), checkpoint.is_stale) == (replica.depth(BID), replica.is_stale)
+    ours, theirs = checkpoint.snapshot_event(1), replica.snapshot_event(1)
+    assert (ours.kind, ours.bids, ours.asks) == (theirs.kind, theirs.bids, theirs.asks)
