@@ -1,7 +1,8 @@
 """The paper engine: executes orders on the live in-memory books, rests the rest, and writes fills in batches.
 
-Placement commits an order as PENDING (funds locked) and hands its id to `engine_client().submit(...)`;
-from then on the engine is the order's single writer. Embedded, the engine runs in the embedded process
+Placement commits an order as PENDING (funds locked) and hands it to `engine_client().submit(...)` (the
+order itself to an engine in the same process, its id over Redis); from then on the engine is the
+order's single writer. Embedded, the engine runs in the embedded process
 and the client calls it in-process; with Redis it runs under a lease (`manage.py runpaper` or the Celery
 task) and the client sends commands over Redis. See docs/paper-engine.md for the matching rules.
 """
