@@ -6,44 +6,50 @@ of a level that is not in the book (normal for depth-limited snapshots) is not a
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
-
-from sortedcontainers import SortedDict
 
 from .fixedpoint import to_units
 
 BID = "bid"
 ASK = "ask"
-dict_set = dict.__setitem__  # SortedDict is a dict; its own __setitem__ is Python code
 Level = tuple[int, int]  # (price units, quantity units)
 TextLevel = tuple[str, str]  # (price text, quantity text) exactly as the venue sent them
 
 
 class OrderBook:
-    __slots__ = ("_asks", "_bids", "_prices", "_text", "keep_text", "price_exp", "size_exp")
+    """Each side is a dict (price → quantity) and a sorted list of its prices, kept with `bisect` (C):
+    a quantity change touches the dict only, a new or removed price one `insort` or `del` in the list.
+    (`SortedDict` does the same through several layers of Python per call, about 1 µs each.)"""
+
+    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "_prices", "_text", "keep_text", "price_exp", "size_exp")
 
     def __init__(self, price_exp: int, size_exp: int, *, keep_text: bool = True) -> None:
         self.price_exp = price_exp
         self.size_exp = size_exp
         # Only checksummed venues (OKX, Kraken) need each level's original text.
         self.keep_text = keep_text
-        self._bids: SortedDict = SortedDict()  # price → qty; best bid is the last key
-        self._asks: SortedDict = SortedDict()  # price → qty; best ask is the first key
+        self._bids: dict[int, int] = {}  # price → qty
+        self._asks: dict[int, int] = {}
+        self._bid_keys: list[int] = []  # ascending: the best bid is the last
+        self._ask_keys: list[int] = []  # ascending: the best ask is the first
         self._text: dict[tuple[str, int], TextLevel] = {}
         self._prices: dict[str, int] = {}  # price text → units: prices recur, so parse each once
 
     def clear(self) -> None:
         self._bids.clear()
         self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
         self._text.clear()
 
     def load(self, bids: Iterable[TextLevel], asks: Iterable[TextLevel]) -> None:
-        """Replace the whole book (a snapshot)."""
+        """Replace the whole book (a snapshot): levels set in order, each side's prices sorted once."""
         self.clear()
-        for price, qty in bids:
-            self.apply(BID, price, qty)
-        for price, qty in asks:
-            self.apply(ASK, price, qty)
+        self._apply(BID, bids, None)
+        self._apply(ASK, asks, None)
+        self._bid_keys[:] = sorted(self._bids)
+        self._ask_keys[:] = sorted(self._asks)
 
     def apply(self, side: str, price_text: str, qty_text: str) -> Level | None:
         """Set a level to an absolute quantity; returns the change, or None when nothing changed."""
@@ -52,6 +58,12 @@ class OrderBook:
 
     def apply_many(self, side: str, levels_text: Iterable[TextLevel] | Iterable[list[str]]) -> list[Level]:
         """Apply a message's levels of one side in order; returns the real changes (the hot path)."""
+        return self._apply(side, levels_text, self._bid_keys if side == BID else self._ask_keys)
+
+    def _apply(
+        self, side: str, levels_text: Iterable[TextLevel] | Iterable[list[str]], keys: list[int] | None
+    ) -> list[Level]:
+        """`keys`: the side's sorted prices to keep in step, or None while loading (sorted afterwards)."""
         levels = self._bids if side == BID else self._asks
         prices, text, keep_text = self._prices, self._text, self.keep_text
         price_exp, size_exp = self.price_exp, self.size_exp
@@ -70,6 +82,8 @@ class OrderBook:
                 qty = to_units(qty_text, size_exp)
             if qty == 0:
                 if levels.pop(price, None) is not None:
+                    if keys is not None:
+                        del keys[bisect_left(keys, price)]
                     if keep_text:
                         del text[(side, price)]
                     changes.append((price, 0))
@@ -78,41 +92,52 @@ class OrderBook:
                 text[(side, price)] = (price_text, qty_text)
             old = levels.get(price)
             if old != qty:
-                if old is None:
-                    levels[price] = qty  # a new price: SortedDict files the key in order
-                else:
-                    dict_set(levels, price, qty)  # same key, new value: the sorted key list is untouched
+                if old is None and keys is not None:
+                    insort(keys, price)
+                levels[price] = qty
                 changes.append((price, qty))
         return changes
 
     def truncate(self, side: str, depth: int) -> list[Level]:
-        """Drop levels beyond `depth` (Kraken sends no deletes for them); returns them as removals."""
+        """Drop levels beyond `depth` (Kraken sends no deletes for them); returns them as removals, the
+        deepest first."""
+        keys = self._bid_keys if side == BID else self._ask_keys
+        extra = len(keys) - depth
+        if extra <= 0:
+            return []
+        if side == BID:  # the worst bids are the lowest prices: the front of the list
+            dropped = keys[:extra]
+            del keys[:extra]
+        else:
+            dropped = keys[depth:][::-1]
+            del keys[depth:]
         levels = self._bids if side == BID else self._asks
-        removed: list[Level] = []
-        while len(levels) > depth:
-            price, _ = levels.popitem(0 if side == BID else -1)
+        for price in dropped:
+            del levels[price]
             self._text.pop((side, price), None)
-            removed.append((price, 0))
-        return removed
+        return [(price, 0) for price in dropped]
 
     def best_bid(self) -> Level | None:
-        return self._bids.peekitem(-1) if self._bids else None
+        keys = self._bid_keys
+        return (keys[-1], self._bids[keys[-1]]) if keys else None
 
     def best_ask(self) -> Level | None:
-        return self._asks.peekitem(0) if self._asks else None
+        keys = self._ask_keys
+        return (keys[0], self._asks[keys[0]]) if keys else None
 
     def is_crossed(self) -> bool:
-        bid, ask = self.best_bid(), self.best_ask()
-        return bid is not None and ask is not None and bid[0] >= ask[0]
+        bids, asks = self._bid_keys, self._ask_keys
+        return bool(bids) and bool(asks) and bids[-1] >= asks[0]
 
     def top(self, side: str, n: int | None = None) -> list[Level]:
         """Best first; all levels when n is None."""
-        levels = self._bids if side == BID else self._asks
-        keys = levels.keys()
-        count = len(keys) if n is None else min(n, len(keys))
         if side == BID:
-            return [(p, levels[p]) for p in keys[len(keys) - count :][::-1]]
-        return [(p, levels[p]) for p in keys[:count]]
+            levels, keys = self._bids, self._bid_keys
+            chosen = keys[::-1] if n is None else keys[: -n - 1 : -1] if n > 0 else []
+        else:
+            levels, keys = self._asks, self._ask_keys
+            chosen = keys if n is None else keys[:n]
+        return [(p, levels[p]) for p in chosen]
 
     def top_text(self, side: str, n: int) -> list[TextLevel]:
         if not self.keep_text:

@@ -59,21 +59,23 @@ class ConsolidatedBook:
     def _update(self, own: dict[int, int], side: str, changes: tuple[Level, ...]) -> tuple[Level, ...]:
         """Set the venue's levels in order (a price given twice: the later wins, both are reported)."""
         totals = self._totals[side]
+        own_get, totals_get = own.get, totals.get  # bound once: this loop runs for every level of every delta
         out: list[Level] = []
+        append = out.append
         for price, qty in changes:
-            old = own.get(price, 0)
+            old = own_get(price, 0)
             if qty == old:
                 continue
             if qty:
                 own[price] = qty
             else:
                 del own[price]
-            total = totals.get(price, 0) - old + qty
+            total = totals_get(price, 0) - old + qty
             if total:
                 totals[price] = total
             else:
                 del totals[price]
-            out.append((price, total))
+            append((price, total))
         return tuple(out)
 
     def levels(self, side: str) -> tuple[Level, ...]:

@@ -81,6 +81,43 @@ def test_truncate_keeps_the_best_levels_and_reports_the_rest_removed(
     assert all(q == 0 for _, q in removed)
 
 
+@settings(max_examples=200, deadline=None)
+@given(updates, updates, st.integers(min_value=0, max_value=12), st.sampled_from([BID, ASK]))
+def test_a_loaded_book_then_deltas_then_truncate_match_a_dict_model(
+    snapshot: list[tuple[str, str, str]], deltas: list[tuple[str, str, str]], depth: int, side: str
+) -> None:
+    """The sorted price lists kept beside the dicts: after a snapshot (sorted once), deltas (kept in step with
+    bisect), and truncation of either side, every read agrees with a plain dict model."""
+    book = OrderBook(2, 3)
+    model: dict[str, dict[int, int]] = {BID: {}, ASK: {}}
+
+    def into_model(ops: list[tuple[str, str, str]]) -> None:
+        for s, price, qty in ops:
+            p, q = to_units(price, 2), to_units(qty, 3)
+            if q:
+                model[s][p] = q
+            else:
+                model[s].pop(p, None)
+
+    book.load([(p, q) for s, p, q in snapshot if s == BID], [(p, q) for s, p, q in snapshot if s == ASK])
+    into_model(snapshot)
+    for s, price, qty in deltas:
+        book.apply_many(s, [(price, qty)])
+    into_model(deltas)
+    best_first = {BID: sorted(model[BID].items(), reverse=True), ASK: sorted(model[ASK].items())}
+    removed = book.truncate(side, depth)
+    assert removed == [(p, 0) for p, _ in best_first[side][depth:][::-1]]  # the deepest first
+    best_first[side] = best_first[side][:depth]
+    for s in (BID, ASK):
+        assert book.top(s) == best_first[s]
+        assert book.top(s, 0) == []
+        assert book.top(s, 3) == best_first[s][:3]
+        assert book.top(s, 100) == best_first[s]
+        assert book.depth(s) == len(best_first[s])
+    assert book.best_bid() == (best_first[BID][0] if best_first[BID] else None)
+    assert book.best_ask() == (best_first[ASK][0] if best_first[ASK] else None)
+
+
 def test_published_checksum_vectors_verify() -> None:
     if not VECTORS.exists():
         pytest.skip(f"{VECTORS} not found")
