@@ -115,10 +115,13 @@ class BinanceProtocol:
     # --- depth ---------------------------------------------------------------------------------------
 
     def _on_depth(self, data: dict[str, Any], now_ns: int) -> list[Output]:
-        state = self._symbols.get(str(data.get("s", "")).upper())
+        name = data.get("s")
+        state = self._symbols.get(name) if isinstance(name, str) else None  # Binance sends it upper case
         if state is None:
-            return []
-        if not state.is_synced:
+            state = self._symbols.get(str(name or "").upper())
+            if state is None:
+                return []
+        if state.last_u is None:  # not synchronised yet
             if not isinstance(data.get("U"), int) or not isinstance(data.get("u"), int):
                 return []  # unusable for synchronisation; the U/u chain shows anything it hid
             state.buffer.append(data)
@@ -143,7 +146,9 @@ class BinanceProtocol:
         if bids or asks:
             exchange_ns = int(data.get("E", 0)) * MS or None
             outputs.append(BookChange(self.venue, state.spec.symbol, bids, asks, False, exchange_ns, now_ns, last))
-        return outputs + self._check_waiting_ticker(state, now_ns)
+        if state.tickers:  # a bookTicker waiting for the book to reach its id
+            outputs += self._check_waiting_ticker(state, now_ns)
+        return outputs
 
     def _apply(self, state: _Symbol, data: dict[str, Any]) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         book = state.book
