@@ -11,6 +11,11 @@ Redis) on a fixed BTC-USDT book, plus two bench-only paths handled before Django
 - `GET /bench/stats`: since the last call, SQL statements by thread (request vs engine) and the time each
   batch spent in placement's transaction and waiting for the engine's report.
 
+With `--redis URL` it measures the production layout instead: the same daphne process with `REDIS_URL` (a
+dedicated Redis database, flushed first), and the paper engine in its own process (`manage.py runpaper`)
+reached over Redis; the book is published into the Redis bus with its checkpoint before either starts.
+The engine's statements are then made in that process and are not counted here.
+
 Each round this process sends one `POST /api/hft/orders/batch` (60 resting buys, 20 resting sells, 10 IOC
 buys and 10 market sells that execute at once) and one bare request over a keep-alive connection, the
 order alternating; between rounds, untimed, it cancels the resting orders (`cancel-all`). Latency is the
@@ -47,11 +52,15 @@ from bench.report import UNLIMITED_RATES, ensure_database, write_section  # noqa
 
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/hftplatform_bench_orders"
+# db 12: CI tests use 15, bench/auth_ratelimit.py 13 and bench/ingest.py 14; this one is flushed at the start.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 HOST = "127.0.0.1"
 TIER_SLUG = "bench-orders"
 CUSTOMER_NAME = "Bench orders"
 SECTION_START = "<!-- bench:orders:start -->"
 SECTION_END = "<!-- bench:orders:end -->"
+REDIS_SECTION_START = "<!-- bench:orders-redis:start -->"
+REDIS_SECTION_END = "<!-- bench:orders-redis:end -->"
 P95_TARGET_MS = 50.0
 BATCH_SIZE = 100
 # Batch sizes whose SQL statements are counted; each holds every kind of order (resting, IOC, market).
@@ -91,6 +100,7 @@ def build_application() -> Any:
 
     django.setup()  # before any model is imported
     from asgiref.sync import sync_to_async
+    from django.conf import settings
     from django.db.backends.signals import connection_created
 
     from apps.orderbook.domain.events import SNAPSHOT, BookEvent
@@ -102,9 +112,12 @@ def build_application() -> Any:
     connection_created.connect(_install_counter)
     _time_phase(placement, "_record", "placement transaction")
     _time_phase(placement, "_submit", "engine (submit to report)")
-    now = time.time_ns()
-    get_bus().publish([BookEvent(BOOK, 0, SNAPSHOT, tuple(BIDS), tuple(ASKS), 2, 4, None, now, 0)], now)
-    start_runtime(get_hub())
+    if not settings.REDIS_URL:  # embedded: the book and the engine live in this process
+        now = time.time_ns()
+        get_bus().publish([BookEvent(BOOK, 0, SNAPSHOT, tuple(BIDS), tuple(ASKS), 2, 4, None, now, 0)], now)
+        start_runtime(get_hub())
+    else:  # the book came over Redis (seed_redis_book); the engine runs in `manage.py runpaper`
+        get_hub()
     bare = sync_to_async(bare_insert, thread_sensitive=False)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -231,6 +244,49 @@ def provision() -> str:
     connections.close_all()
     vacuum_analyze(os.environ["DATABASE_URL"], VACUUMED)
     return secret
+
+
+def seed_redis_book(redis_url: str) -> None:
+    """Flush the bench's Redis database, then publish the fixed book and its checkpoint, as a feed runner
+    would: the web process and the engine process each start their hub from it."""
+    import redis
+
+    from apps.orderbook.domain.events import SNAPSHOT, BookEvent
+    from apps.orderbook.services.market import get_bus
+
+    redis.Redis.from_url(redis_url).flushdb()
+    bus = get_bus()
+    now = time.time_ns()
+    (event,) = bus.publish([BookEvent(BOOK, 0, SNAPSHOT, tuple(BIDS), tuple(ASKS), 2, 4, None, now, 0)], now)
+    bus.checkpoint(event)
+
+
+@contextlib.contextmanager
+def running_engine(env: dict[str, str], redis_url: str, log: IO[bytes]) -> Iterator[None]:
+    """`manage.py runpaper` in its own process, until it holds the engine's lease."""
+    import redis
+
+    from apps.orderbook.services.supervision import LEASE_PREFIX
+    from apps.orders.services.engine.redis_transport import LEASE_NAME
+
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runpaper"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not client.exists(LEASE_PREFIX + LEASE_NAME):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"runpaper did not start (exit {proc.returncode}); see {log.name}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def vacuum_analyze(database_url: str, tables: tuple[str, ...]) -> None:
@@ -387,9 +443,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "HFT_USAGE_BACKGROUND": "0",
         "HFT_PAPER_DEADMAN_MS": "0",
     }
-    env.pop("REDIS_URL", None)  # embedded: in-process engine, bus and channel layer
-    os.environ.update({k: v for k, v in env.items() if k != "REDIS_URL"})
-    os.environ.pop("REDIS_URL", None)
+    if args.redis:  # production: Redis bus, limiter and channel layer; the engine in its own process
+        env["REDIS_URL"] = args.redis
+    else:  # embedded: in-process engine, bus and channel layer
+        env.pop("REDIS_URL", None)
+    os.environ.update(env)
+    if not args.redis:
+        os.environ.pop("REDIS_URL", None)
     started = datetime.now(UTC)
     ensure_database(args.database_url)
     subprocess.run(
@@ -398,7 +458,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     key = provision()
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-orders-", suffix=".log", delete=False)  # noqa: SIM115
-    with log, running_server(env, port, log):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(log)
+        if args.redis:
+            seed_redis_book(args.redis)
+            stack.enter_context(running_engine(env, args.redis, log))
+        stack.enter_context(running_server(env, port, log))
         results = asyncio.run(measure(port, key, args))
     results["started"] = started
     results["duration_s"] = (datetime.now(UTC) - started).total_seconds()
@@ -413,16 +478,32 @@ def render(args: argparse.Namespace, res: dict[str, Any], command: str) -> str:
     request_q = {size: q.get("request", 0) for size, q in queries.items()}
     engine_q = {size: q.get("engine", 0) for size, q in queries.items()}
     constant = len(set(request_q.values())) == 1 and len(set(engine_q.values())) == 1
+    elsewhere = "— (its own process)"
     p95 = percentile(api, 0.95)
     statuses = ", ".join(f"{s} {n / args.rounds:.0f}" for s, n in sorted(res["statuses"].items()))
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    engine = (
+        "the paper engine (`manage.py runpaper`, its own process, reached over Redis)"
+        if args.redis
+        else "the in-process paper engine"
+    )
+    server = (
+        "one daphne process, `DEBUG` off, PostgreSQL (psycopg pool), Redis (bus, rate limits, channel layer, "
+        "engine commands and reports; its database flushed first); the engine in its own process, its hub fed "
+        "from the Redis bus; a fixed book of 20 levels a side, published with its checkpoint before the start"
+        if args.redis
+        else "one daphne process, `DEBUG` off, PostgreSQL (psycopg pool), embedded (no Redis): in-process bus, "
+        "engine and channel layer; a fixed book of 20 levels a side"
+    )
     lines = [
-        SECTION_START,
-        "## Orders: a batch of 100 end to end (issue 6)",
+        REDIS_SECTION_START if args.redis else SECTION_START,
+        "## Orders: a batch of 100 end to end, production layout with Redis (issue 6)"
+        if args.redis
+        else "## Orders: a batch of 100 end to end (issue 6)",
         "",
-        "`POST /api/hft/orders/batch` with 100 orders through one daphne process: API-key auth and rate limit, "
+        "`POST /api/hft/orders/batch` with 100 orders through one daphne process: API-key auth and rate limit, "  # noqa: S608 - Markdown prose
         "parsing, validation against the live book's mid, balance locks (`SELECT ... FOR UPDATE`), one bulk "
-        "INSERT, the in-process paper engine executing and writing fills and balances in one batch, and the "
+        f"INSERT, {engine} executing and writing fills and balances in one batch, and the "
         "response built from its reports. Baseline: the same 100 order rows bulk-inserted in one transaction "
         "by the same process over the same HTTP hop. Generated by the command below; do not edit between the "
         "markers.",
@@ -431,8 +512,7 @@ def render(args: argparse.Namespace, res: dict[str, Any], command: str) -> str:
         f"- Date: {res['started']:%Y-%m-%d %H:%M} UTC; the run took {res['duration_s']:.0f} s",
         f"- Machine: nproc {os.cpu_count()}, Linux {platform.release()}; Python {platform.python_version()}; "
         f"load average at the end (1/5/15 min): {load}",
-        "- Server: one daphne process, `DEBUG` off, PostgreSQL (psycopg pool), embedded (no Redis): in-process "
-        "bus, engine and channel layer; a fixed book of 20 levels a side",
+        f"- Server: {server}",
         f"- Method: {args.warmup} warm-up rounds, then {args.rounds} rounds of one API batch and one bare request "
         "(order alternating), one keep-alive connection; resting orders canceled between rounds, untimed. "
         f"Each batch: {statuses} (per batch). "
@@ -464,15 +544,19 @@ def render(args: argparse.Namespace, res: dict[str, Any], command: str) -> str:
         "",
         "| orders in the batch | request thread | engine thread |",
         "|---:|---:|---:|",
-        *[f"| {size} | {request_q[size]} | {engine_q[size]} |" for size in sorted(queries)],
+        *[
+            f"| {size} | {request_q[size]} | {elsewhere if args.redis else engine_q[size]} |"
+            for size in sorted(queries)
+        ],
         "",
         "### Targets",
         "",
         f"- p95 under {P95_TARGET_MS:.0f} ms for 100 orders: {'**met**' if p95 < P95_TARGET_MS else '**missed**'} "
         f"({p95:.2f} ms).",
-        f"- A constant number of queries per batch: {'**met**' if constant else '**missed**'}.",
+        f"- A constant number of queries per batch: {'**met**' if constant else '**missed**'}"
+        + (" (the request thread; the engine's are counted by the embedded run)." if args.redis else "."),
         f"- Non-200 answers: {sum(res['errors'].values())}.",
-        SECTION_END,
+        REDIS_SECTION_END if args.redis else SECTION_END,
     ]
     return "\n".join(lines) + "\n"
 
@@ -487,6 +571,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--vacuum-every", type=int, default=20, help="VACUUM ANALYZE every N rounds, untimed (0: never)"
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        nargs="?",
+        const=DEFAULT_REDIS_URL,
+        default=None,
+        help=f"the production layout: Redis at URL (flushed first; default {DEFAULT_REDIS_URL}), the engine in "
+        "its own process",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.warmup = 20, 3
@@ -503,7 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     if results["errors"]:
         print(f"non-200 answers: {dict(results['errors'])}; server log: {results['log']}")
     if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+        if args.redis:
+            write_section(section, REDIS_SECTION_START, REDIS_SECTION_END, MD_INTRO)
+        else:
+            write_section(section, SECTION_START, SECTION_END, MD_INTRO)
     return 0
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from django.db import transaction
 from django.db.models import F
@@ -23,7 +24,7 @@ from apps.orderbook.services.market import get_bus, get_hub
 from apps.orders.domain.types import OrderStatus, Reason
 from apps.orders.models import Balance, Fill, Order
 from apps.orders.services.balances import Ledger
-from apps.orders.services.engine import ExecutionReport
+from apps.orders.services.engine import ExecutionReport, FillReport
 from apps.orders.services.engine.runtime import EngineRuntime
 from apps.orders.services.engine.state import Batch, EngineOrder
 from apps.orders.services.engine.store import placed_order
@@ -413,6 +414,29 @@ def test_an_order_changed_under_the_engine_rolls_the_batch_back_and_reloads(
     assert not Fill.objects.filter(order=changed).exists()
 
 
+def test_a_stale_copy_carried_by_a_late_submit_never_executes_an_order_twice(engine: Driver, alice: Persona) -> None:
+    """A submit carries the order as placement committed it. Should one arrive after a restarted engine has
+    executed the order from the database (the copy still says PENDING), the write's version check refuses
+    the batch and the engine reloads: one execution, one fill."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the version check is PostgreSQL's UPDATE ... FROM unnest; SQLite runs one in-process engine")
+    order = place(alice, "buy", "1", kind="market", tif="IOC")
+    stale = placed(order)
+    engine.submit(order)
+    restarted = Driver()  # a FILLED order is not in a new engine's memory
+
+    future = restarted.runtime.request("submit", [order.id], orders=[stale])
+    restarted.run()
+
+    assert future.result(timeout=0) == {}  # the batch was refused: nothing reported
+    order.refresh_from_db()
+    assert (order.status, Fill.objects.filter(order=order).count()) == ("FILLED", 1)
+    assert balance(alice, "BTC") == (D(3), D(0))
+    assert restarted.runtime.engine.known(order.id) is None  # reloaded from the database
+
+
 def test_an_order_that_cannot_execute_is_rejected_not_retried_forever(engine: Driver, alice: Persona) -> None:
     order = place(alice, "buy", "1", price="99")
     Order.objects.filter(id=order.id).update(price=None)  # slipped past validation somehow
@@ -421,3 +445,22 @@ def test_an_order_that_cannot_execute_is_rejected_not_retried_forever(engine: Dr
 
     assert (report.status, report.reason) == (OrderStatus.REJECTED, Reason.PRICE_REQUIRED)
     assert balance(alice, "USDT") == (D("100000"), D(0))
+
+
+def test_an_order_travels_to_another_engine_process_exactly(alice: Persona) -> None:
+    """The Redis transport's copy of a submitted order: every field back as it was, decimals exact."""
+    from apps.orders.services.engine.redis_transport import _carried_orders
+    from apps.orders.services.engine.state import order_from_json, order_to_json
+
+    order = place(alice, "buy", "0.123456789", price="100.25", tif="FOK")
+    copy = placed(order)
+    copy.fills.append(FillReport(D("100.25"), D("0.1"), D("0.010025"), "USDT", "taker", 7))
+    wire = orjson.loads(orjson.dumps(order_to_json(copy)))
+
+    assert order_from_json(wire) == copy
+    fresh = {"op": "submit", "ids": [str(order.id)], "orders": [wire], "sent_ns": time.time_ns()}
+    assert _carried_orders(fresh, [order.id]) == [copy]
+    assert _carried_orders({**fresh, "sent_ns": time.time_ns() - 60 * 10**9}, [order.id]) == []  # waited: stale
+    assert _carried_orders({**fresh, "orders": [{**wire, "quantity": 0.123}]}, [order.id]) == []  # a float
+    assert _carried_orders({**fresh, "orders": [{**wire, "fees": "NaN"}]}, [order.id]) == []
+    assert _carried_orders(fresh, []) == []  # only the orders the command names

@@ -8,7 +8,6 @@ process in the cluster holds the orders' state (`run_paper_engine`: `manage.py r
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
+import orjson
 import redis
 from django.conf import settings
 
@@ -28,6 +28,7 @@ from apps.orders.services.engine.client import EngineClient
 from apps.orders.services.engine.messages import Reports
 from apps.orders.services.engine.reports import ExecutionReport
 from apps.orders.services.engine.runtime import EngineRuntime
+from apps.orders.services.engine.state import EngineOrder, order_from_json, order_to_json
 
 logger = logging.getLogger(__name__)
 COMMANDS_KEY = "hft:paper:commands"
@@ -52,25 +53,44 @@ class RedisEngineClient(EngineClient):
                 cls._shared = cls(redis_client(), settings.REDIS_URL)
             return cls._shared
 
+    def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> Reports:
+        """The orders travel with the command, as committed, so the engine need not read them back."""
+        ids = [order.id for order in orders]
+        return self._call("submit", ids, Reason.CANCELED_BY_CUSTOMER, timeout_s, [order_to_json(o) for o in orders])
+
     def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> Reports:
         return self._call("submit", order_ids, Reason.CANCELED_BY_CUSTOMER, timeout_s)
 
     def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> Reports:
         return self._call("cancel", order_ids, reason, timeout_s)
 
-    def _call(self, op: str, order_ids: Sequence[UUID], reason: Reason, timeout_s: float) -> Reports:
+    def _call(
+        self,
+        op: str,
+        order_ids: Sequence[UUID],
+        reason: Reason,
+        timeout_s: float,
+        orders: list[dict[str, Any]] | None = None,
+    ) -> Reports:
         if not order_ids:
             return {}
         reply_key = REPLY_PREFIX + uuid.uuid4().hex
-        command = {"op": op, "ids": [str(i) for i in order_ids], "reason": reason.value, "reply": reply_key}
-        self.client.rpush(COMMANDS_KEY, json.dumps(command))
+        command: dict[str, Any] = {
+            "op": op,
+            "ids": [str(i) for i in order_ids],
+            "reason": reason.value,
+            "reply": reply_key,
+        }
+        if orders:
+            command["orders"], command["sent_ns"] = orders, time.time_ns()
+        self.client.rpush(COMMANDS_KEY, orjson.dumps(command))
         try:
             answer = cast(Any, self.client.blpop([reply_key], timeout=max(timeout_s, 0.01)))
         except redis.TimeoutError:
             answer = None  # the socket gave up first: the same as no reply in time
         if answer is None:
             return {}
-        return {UUID(k): ExecutionReport.from_json(v) for k, v in json.loads(answer[1]).items()}
+        return {UUID(k): ExecutionReport.from_json(v) for k, v in orjson.loads(answer[1]).items()}
 
 
 class RedisCommandServer:
@@ -107,7 +127,7 @@ class RedisCommandServer:
 
     def _dispatch(self, raw: bytes) -> None:
         try:
-            command = json.loads(raw)
+            command = orjson.loads(raw)
             op, reply = command["op"], command["reply"]
             ids = [UUID(i) for i in command["ids"]]
             reason = Reason(command.get("reason", Reason.CANCELED_BY_CUSTOMER))
@@ -116,12 +136,12 @@ class RedisCommandServer:
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("paper engine: dropping a malformed command (%s)", exc)
             return
-        future = self.runtime.request(op, ids, reason)
+        future = self.runtime.request(op, ids, reason, _carried_orders(command, ids))
         future.add_done_callback(lambda done: self._reply(reply, done))
 
     def _reply(self, key: str, done: Future[Reports]) -> None:
         reports = done.result()
-        payload = json.dumps({str(k): v.to_json() for k, v in reports.items()})
+        payload = orjson.dumps({str(k): v.to_json() for k, v in reports.items()})
         try:
             pipe = self.client.pipeline()
             pipe.rpush(key, payload)
@@ -129,6 +149,31 @@ class RedisCommandServer:
             pipe.execute()
         except redis.RedisError as exc:
             logger.warning("paper engine: reply to %s lost (%s); the order's state is in the database", key, exc)
+
+
+def _carried_orders(command: dict[str, Any], ids: list[UUID]) -> list[EngineOrder]:
+    """The orders a submit carries (as placement committed them), those the command names.
+
+    None, so that the engine reads them from the database, when they are absent or malformed, or when the
+    command waited in the list longer than its sender waits for a reply (the engine was down): by then an
+    order may have been executed from the database after a restart, and its PENDING copy is stale. Were
+    one still stale, the engine's write would refuse it (its version check: `StaleBatch`), roll the batch
+    back and reload, so an order is never executed twice.
+    """
+    carried = command.get("orders")
+    if command["op"] != "submit" or not isinstance(carried, list):
+        return []
+    sent_ns = command.get("sent_ns")
+    max_age_ns = int(float(getattr(settings, "HFT_PAPER_REPLY_TIMEOUT_S", 2.0)) * 1e9)
+    if not isinstance(sent_ns, int) or time.time_ns() - sent_ns > max_age_ns:
+        return []
+    try:
+        orders = [order_from_json(data) for data in carried]
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("paper engine: the orders a submit carried are malformed (%s); reading them back", exc)
+        return []
+    named = set(ids)
+    return [order for order in orders if order.id in named]
 
 
 def is_engine_running(client: redis.Redis) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 from uuid import UUID
 
 from apps.orders.domain.balances import release, settle_fill, spent_from_lock
@@ -82,6 +83,84 @@ class EngineOrder:
             tuple(self.fills),
             self.version,
         )
+
+
+def order_to_json(order: EngineOrder) -> dict[str, Any]:
+    """An order as placement committed it, for an engine in another process (decimal strings, no floats)."""
+    return {
+        "id": str(order.id),
+        "customer_id": order.customer_id,
+        "tier_id": order.tier_id,
+        "client_order_id": order.client_order_id,
+        "instrument_id": order.instrument_id,
+        "symbol": order.symbol,
+        "base": order.base,
+        "quote": order.quote,
+        "venue": order.venue,
+        "side": order.side.value,
+        "type": order.type.value,
+        "time_in_force": order.time_in_force.value,
+        "price": None if order.price is None else str(order.price),
+        "quantity": str(order.quantity),
+        "filled": str(order.filled),
+        "notional": str(order.notional),
+        "fees": str(order.fees),
+        "fee_currency": order.fee_currency,
+        "status": order.status.value,
+        "reason": order.reason,
+        "version": order.version,
+        "lock_currency": order.lock_currency,
+        "lock_remaining": str(order.lock_remaining),
+        "venue_order_id": order.venue_order_id,
+        "created_at": None if order.created_at is None else order.created_at.isoformat(),
+        "venue_fills_seen": order.venue_fills_seen,
+        "fills": [fill.to_json() for fill in order.fills],
+    }
+
+
+def order_from_json(data: dict[str, Any]) -> EngineOrder:
+    """The inverse of `order_to_json`; KeyError, TypeError or ValueError for anything malformed."""
+    return EngineOrder(
+        id=UUID(data["id"]),
+        customer_id=int(data["customer_id"]),
+        tier_id=int(data["tier_id"]),
+        client_order_id=str(data["client_order_id"]),
+        instrument_id=int(data["instrument_id"]),
+        symbol=str(data["symbol"]),
+        base=str(data["base"]),
+        quote=str(data["quote"]),
+        venue=str(data["venue"]),
+        side=Side(data["side"]),
+        type=OrderType(data["type"]),
+        time_in_force=TimeInForce(data["time_in_force"]),
+        price=None if data["price"] is None else _decimal(data["price"]),
+        quantity=_decimal(data["quantity"]),
+        filled=_decimal(data["filled"]),
+        notional=_decimal(data["notional"]),
+        fees=_decimal(data["fees"]),
+        fee_currency=str(data["fee_currency"]),
+        status=OrderStatus(data["status"]),
+        reason=str(data["reason"]),
+        version=int(data["version"]),
+        lock_currency=str(data["lock_currency"]),
+        lock_remaining=_decimal(data["lock_remaining"]),
+        venue_order_id=str(data["venue_order_id"]),
+        created_at=None if data["created_at"] is None else datetime.fromisoformat(data["created_at"]),
+        venue_fills_seen=int(data["venue_fills_seen"]),
+        fills=[FillReport.from_json(fill) for fill in data["fills"]],
+    )
+
+
+def _decimal(text: object) -> Decimal:
+    if not isinstance(text, str):
+        raise TypeError(f"a decimal travels as a string, not {type(text).__name__}")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError(f"not a decimal: {text!r}") from exc
+    if not value.is_finite():
+        raise ValueError(f"not a finite decimal: {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
