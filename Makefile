@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/fanout.py --write
 	$(BIN)/python bench/microstructure.py --write
 	$(BIN)/python bench/orders.py --write
+	$(BIN)/python bench/orders.py --redis --write
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
