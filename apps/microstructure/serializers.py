@@ -23,9 +23,19 @@ class MetricSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_null=True, required=False, help_text="Why the value is null")
 
 
+class CoverageSerializer(serializers.Serializer):
+    trades = serializers.CharField(help_text="Seconds of the window whose every trade this server saw")
+    samples = serializers.CharField(help_text="Seconds of the window it sampled the top of the book for")
+
+
 class WindowMetricsSerializer(serializers.Serializer):
     window_s = serializers.IntegerField()
     ts_ns = serializers.IntegerField(help_text="The window ends here, ns since the epoch")
+    complete = serializers.BooleanField(
+        help_text="false while the server has seen less than the whole window (it started, or preloaded, "
+        "less than window_s ago): the flow metrics then describe only `coverage_s`"
+    )
+    coverage_s = CoverageSerializer()
     metrics = serializers.DictField(child=MetricSerializer(), help_text="Every metric by name")
 
 

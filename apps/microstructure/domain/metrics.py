@@ -17,6 +17,7 @@ from .types import BookLevels, Metric, MetricValue
 from .window import MarketWindow
 
 WINDOWS_S = (10, 60, 300)
+MILLISECOND = Decimal("0.001")
 METRIC_NAMES: tuple[str, ...] = BOOK_METRIC_NAMES + FLOW_METRIC_NAMES
 
 
@@ -35,12 +36,23 @@ class MetricsResult:
     window_s: int
     ts_ns: int
     metrics: dict[str, Metric]
+    # How much of the window the process saw (it started, or preloaded, less than a window ago): the flow
+    # metrics over trades and over top-of-book samples describe only that part.
+    trades_covered_ns: int = 0
+    samples_covered_ns: int = 0
+
+    @property
+    def is_complete(self) -> bool:
+        span = self.window_s * NS_PER_S
+        return self.trades_covered_ns >= span and self.samples_covered_ns >= span
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready: Decimals as decimal strings; each metric as {"value", "unit", "inputs", "reason"}."""
         return {
             "window_s": self.window_s,
             "ts_ns": self.ts_ns,
+            "complete": self.is_complete,
+            "coverage_s": {"trades": _seconds(self.trades_covered_ns), "samples": _seconds(self.samples_covered_ns)},
             "metrics": {
                 name: {"value": _json_value(m.value), "unit": m.unit, "inputs": m.inputs, "reason": m.reason}
                 for name, m in self.metrics.items()
@@ -92,8 +104,13 @@ def compute_all_windows(
     results: dict[int, MetricsResult] = {}
     for window_s in windows_s:
         flow_part = flow_metrics(window, window_s=window_s, now_ns=now_ns, buckets=params.regression_buckets)
-        results[window_s] = MetricsResult(window_s, now_ns, {**book_part, **flow_part})
+        trades_ns, samples_ns = window.coverage(now_ns - window_s * NS_PER_S, now_ns)
+        results[window_s] = MetricsResult(window_s, now_ns, {**book_part, **flow_part}, trades_ns, samples_ns)
     return results
+
+
+def _seconds(ns: int) -> str:
+    return decimal_text(Decimal(ns).scaleb(-9).quantize(MILLISECOND))
 
 
 def _json_value(value: MetricValue) -> Any:

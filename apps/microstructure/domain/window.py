@@ -69,10 +69,23 @@ class SampleSums:
 class MarketWindow:
     """Rolling trades and top-of-book samples of one book (a venue book or consolidated), pure, no clock."""
 
-    def __init__(self, scale: Scale, keep_ns: int, *, realised_horizon_ns: int = 5_000_000_000) -> None:
+    def __init__(
+        self,
+        scale: Scale,
+        keep_ns: int,
+        *,
+        realised_horizon_ns: int = 5_000_000_000,
+        trades_from_ns: int | None = None,
+    ) -> None:
         self.scale = scale
         self.keep_ns = keep_ns
         self.realised_horizon_ns = realised_horizon_ns
+        # Since when the window holds every trade and every sample of its book (its owner says so for trades:
+        # when it started listening, or how far back it preloaded; samples count from the first one).
+        # A window younger than a metric's span covers only part of it: see `coverage`.
+        self.trades_from_ns = trades_from_ns
+        self._trades_from_data = trades_from_ns is None
+        self.samples_from_ns: int | None = None
         # Trades, sorted by ts; the entries before _t_head are evicted and await compaction.
         self._t_head = 0
         self._t_ts: list[int] = []
@@ -111,6 +124,8 @@ class MarketWindow:
 
     def add_trade(self, trade: TradeTick) -> None:
         """Add a trade, in arrival order; a timestamp earlier than the last one is placed in time order."""
+        if self._trades_from_data and (self.trades_from_ns is None or trade.ts_ns < self.trades_from_ns):
+            self.trades_from_ns = trade.ts_ns  # an owner that said nothing: from the earliest trade on
         sign = 1 if trade.aggressor == BUY else -1 if trade.aggressor == SELL else 0
         m2 = self._m2_at(trade.ts_ns)
         ts_list = self._t_ts
@@ -163,6 +178,8 @@ class MarketWindow:
         self._s_ts.append(sample.ts_ns)
         self._s_m2.append(m2)
         self._last_sample = sample
+        if self.samples_from_ns is None:
+            self.samples_from_ns = sample.ts_ns
         self._c_ofi.append(self._c_ofi[-1] + ofi)
         self._c_ofi_n.append(self._c_ofi_n[-1] + ofi_n)
         self._c_r2.append(self._c_r2[-1] + r2)
@@ -189,6 +206,15 @@ class MarketWindow:
             self._compact_samples()
 
     # --- queries (used by the metric formulas) --------------------------------------------------------
+
+    def coverage(self, start_ns: int, end_ns: int) -> tuple[int, int]:
+        """How much of [start, end] the window saw, in ns: (of its trades, of its samples)."""
+        span = end_ns - start_ns
+
+        def seen(since: int | None) -> int:
+            return 0 if since is None else max(0, min(span, end_ns - max(since, start_ns)))
+
+        return seen(self.trades_from_ns), seen(self.samples_from_ns)
 
     @property
     def trade_total(self) -> int:

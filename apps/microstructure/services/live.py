@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
@@ -69,6 +69,10 @@ class MicrostructureService:
         self._thread: threading.Thread | None = None
         self.trades_seen = 0
         self.trades_unplaced = 0  # trades whose book this process has not seen (no scale to place them at)
+        # Since when this process has every trade: its first tick (the listener is added just before), or as
+        # far back as it preloaded.
+        self.started_ns: int | None = None
+        self._trades_since: dict[str, int] = {}  # by symbol, where a preload reached further back
         hub.add_trade_listener(self._pending.append)
 
     # --- feeding ------------------------------------------------------------------------------------
@@ -91,6 +95,8 @@ class MicrostructureService:
     def tick(self, now_ns: int) -> None:
         """Sample every book's top, place the trades that arrived since the last tick, evict old data."""
         with self._lock:
+            if self.started_ns is None:
+                self.started_ns = now_ns
             for book in self.hub.books():
                 self._sample_locked(book, now_ns)
             while self._pending:
@@ -107,7 +113,7 @@ class MicrostructureService:
         if window is None or window.scale != scale:
             if window is not None:
                 logger.warning("microstructure: %s changed precision; its window starts again", book)
-            window = self._windows[book] = MarketWindow(scale, self.config.keep_ns)
+            window = self._windows[book] = self._new_window(book, scale)
         if view.is_stale:
             return  # a resynchronising book is not a quote anyone could trade on: no sample
         bid, bid_qty = view.bids[0] if view.bids else (0, 0)
@@ -120,8 +126,12 @@ class MicrostructureService:
         if window is None:
             view = self.hub.view(book, 0)
             if view is not None:
-                window = self._windows[book] = MarketWindow(Scale(view.price_exp, view.size_exp), self.config.keep_ns)
+                window = self._windows[book] = self._new_window(book, Scale(view.price_exp, view.size_exp))
         return window
+
+    def _new_window(self, book: str, scale: Scale) -> MarketWindow:
+        since = self._trades_since.get(book.partition(":")[2], self.started_ns)
+        return MarketWindow(scale, self.config.keep_ns, trades_from_ns=since)  # None: from its first trade
 
     def _place_locked(self, trade: Trade) -> None:
         self.trades_seen += 1
@@ -141,9 +151,14 @@ class MicrostructureService:
         """As the hub's trade listener does (for callers that feed trades themselves)."""
         self._pending.append(trade)
 
-    def preload(self, trades: list[Trade]) -> int:
+    def preload(self, trades: list[Trade], *, since_ns: int | None = None, symbols: Iterable[str] = ()) -> int:
         """Trades from before this service existed (the bus's recent trades), ahead of the live ones; a trade
-        that also arrived live since the listener was added is taken once. Call before the sampler starts."""
+        that also arrived live since the listener was added is taken once. Call before the sampler starts.
+        `since_ns` and `symbols`: the preload holds every trade of these symbols since then (the windows'
+        coverage)."""
+        if since_ns is not None:
+            for symbol in symbols:
+                self._trades_since[symbol] = since_ns
         live = {trade_key(t) for t in self._pending}
         earlier = [t for t in trades if trade_key(t) not in live]
         self._pending.extendleft(reversed(earlier))
@@ -229,7 +244,7 @@ def get_microstructure() -> MicrostructureService:
                 symbols = sorted({book.partition(":")[2] for book in hub.books()})
                 since = _service.clock() - _service.config.keep_ns
                 try:
-                    _service.preload(hub.bus.recent_trades(symbols, since))
+                    _service.preload(hub.bus.recent_trades(symbols, since), since_ns=since, symbols=symbols)
                 except redis.RedisError as exc:
                     logger.warning("microstructure: no recent trades from Redis (%s); windows start empty", exc)
             _service.tick(_service.clock())  # windows for the books already known, before the first read

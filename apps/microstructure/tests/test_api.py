@@ -46,6 +46,10 @@ def test_every_metric_of_every_window_for_a_venue_book(market: Feed, alice: Pers
         assert Decimal(window["metrics"]["volume_base"]["value"]) == Decimal("0.75")
         assert window["metrics"]["volume_base"]["unit"] == "base"
         assert window["metrics"]["trade_count"]["inputs"] == 2
+        # This process has just started: it saw only part of each window, and says so.
+        assert window["complete"] is False
+        assert Decimal(window["coverage_s"]["trades"]) < window_s
+        assert Decimal(window["coverage_s"]["samples"]) < window_s
     assert Decimal(body["windows"]["10s"]["metrics"]["mid_price"]["value"]) == Decimal("65000.5")
 
 

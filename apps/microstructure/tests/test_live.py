@@ -132,3 +132,8 @@ def test_with_redis_a_new_process_service_starts_with_the_recent_trades(market_r
     assert value(results, 60, "trade_count") == 3
     assert value(results, 60, "volume_base") == Decimal("0.85")
     assert value(results, 10, "volume_base") == Decimal("0.35")
+    # The preload reaches back the whole kept span: every trade of the minute is there, though only the
+    # samples since this process started.
+    assert results[60].trades_covered_ns == 60 * S
+    assert results[60].samples_covered_ns < 60 * S
+    assert not results[60].is_complete

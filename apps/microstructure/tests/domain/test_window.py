@@ -102,3 +102,26 @@ def test_a_sample_with_an_empty_side_breaks_the_return_and_ofi_chain() -> None:
     assert metrics["order_flow_imbalance_base"].value == Decimal("2.0")  # +1.0 + 2.0 - 1.0
     assert metrics["realised_volatility_annualised"].inputs == 3
     assert metrics["spread_volatility_bps"].inputs == 5
+
+
+def test_coverage_says_how_much_of_each_window_the_process_saw() -> None:
+    """A process that started (or preloaded trades) less than a window ago: its flow metrics describe only
+    the part it saw, and the result says which part."""
+    window = MarketWindow(SCALE, KEEP_NS, trades_from_ns=100 * S)  # listening for trades since 100 s
+    window.add_sample(TopSample(130 * S, 100, 1, 101, 1))  # sampling since 130 s
+    window.add_trade(TradeTick(140 * S, 100, 1, BUY))
+
+    assert window.coverage(100 * S, 160 * S) == (60 * S, 30 * S)
+    assert window.coverage(150 * S, 160 * S) == (10 * S, 10 * S)
+    assert window.coverage(0, 90 * S) == (0, 0)  # before it saw anything
+    minute = compute_metrics(window, BOOK, window_s=60, now_ns=160 * S, params=FLOW_PARAMS)
+    assert (minute.is_complete, minute.as_json()["coverage_s"]) == (False, {"trades": "60.000", "samples": "30.000"})
+    ten = compute_metrics(window, BOOK, window_s=10, now_ns=160 * S, params=FLOW_PARAMS).as_json()
+    assert (ten["complete"], ten["coverage_s"]) == (True, {"trades": "10.000", "samples": "10.000"})
+
+
+def test_a_window_without_an_owners_word_covers_trades_from_the_earliest_one() -> None:
+    window = MarketWindow(SCALE, KEEP_NS)
+    window.add_trade(TradeTick(50 * S, 100, 1, SELL))
+    window.add_trade(TradeTick(45 * S, 100, 1, BUY))  # late, and earlier: the earliest counts, whatever the order
+    assert window.coverage(40 * S, 60 * S) == (15 * S, 0)
