@@ -20,6 +20,7 @@ from apps.orderbook.services.market import get_bus, get_hub
 from apps.orders.domain.types import Reason
 from apps.orders.services.engine import EngineClient, ExecutionReport
 from apps.orders.services.engine.runtime import EngineRuntime
+from apps.orders.services.engine.state import EngineOrder
 from conftest import Persona, make_persona
 
 BOOK = "consolidated:BTC-USDT"
@@ -58,14 +59,18 @@ class SteppedEngineClient(EngineClient):
         self.runtime = runtime
         self.submitted: list[UUID] = []
 
-    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
-        self.submitted.extend(order_ids)
-        future = self.runtime.request("submit", order_ids)
-        self.runtime.run_pending()
-        return future.result(timeout=0)
-
-    def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> dict[UUID, ExecutionReport]:
-        future = self.runtime.request("cancel", order_ids, reason)
+    def send(
+        self,
+        op: str,
+        order_ids: Sequence[UUID],
+        *,
+        timeout_s: float,
+        reason: Reason = Reason.CANCELED_BY_CUSTOMER,
+        orders: Sequence[EngineOrder] = (),
+    ) -> dict[UUID, ExecutionReport]:
+        if op == "submit":
+            self.submitted.extend(order_ids)
+        future = self.runtime.request(op, order_ids, reason, orders)
         self.runtime.run_pending()
         return future.result(timeout=0)
 

@@ -415,18 +415,12 @@ def test_a_client_order_id_is_generated_when_absent(paper_engine: Any, alice: Pe
 class SilentEngine(EngineClient):
     """An engine that takes commands but reports none in time."""
 
-    def submit_ids(self, order_ids: Any, *, timeout_s: float) -> dict[Any, ExecutionReport]:
-        return {}
-
-    def cancel(self, order_ids: Any, *, reason: Any, timeout_s: float) -> dict[Any, ExecutionReport]:
+    def send(self, op: str, order_ids: Any, **kwargs: Any) -> dict[Any, ExecutionReport]:
         return {}
 
 
-class AbsentEngine(SilentEngine):
-    def submit_ids(self, order_ids: Any, *, timeout_s: float) -> dict[Any, ExecutionReport]:
-        raise EngineUnavailable("not running")
-
-    def cancel(self, order_ids: Any, *, reason: Any, timeout_s: float) -> dict[Any, ExecutionReport]:
+class AbsentEngine(EngineClient):
+    def send(self, op: str, order_ids: Any, **kwargs: Any) -> dict[Any, ExecutionReport]:
         raise EngineUnavailable("not running")
 
 

@@ -30,13 +30,26 @@ class EngineClient(abc.ABC):
     def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
         """Execute orders already committed as PENDING (funds locked); each one's immediate outcome.
 
-        `orders` are the committed rows as the engine holds them (`store.placed_order`): an engine in this
-        process takes them as they are, one elsewhere is sent their ids and reads them back."""
-        return self.submit_ids([order.id for order in orders], timeout_s=timeout_s)
+        `orders` are the committed rows as the engine holds them (`store.placed_order`), so that it need not
+        read them back: an engine in this process takes them as they are, one elsewhere gets a copy."""
+        return self.send("submit", [order.id for order in orders], timeout_s=timeout_s, orders=orders)
 
-    @abc.abstractmethod
-    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> dict[UUID, ExecutionReport]: ...
+    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> dict[UUID, ExecutionReport]:
+        """Execute committed PENDING orders known by id only (the engine reads them)."""
+        return self.send("submit", order_ids, timeout_s=timeout_s)
 
-    @abc.abstractmethod
     def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> dict[UUID, ExecutionReport]:
         """Cancel open orders; an order already final is reported as it is (not an error)."""
+        return self.send("cancel", order_ids, timeout_s=timeout_s, reason=reason)
+
+    @abc.abstractmethod
+    def send(
+        self,
+        op: str,
+        order_ids: Sequence[UUID],
+        *,
+        timeout_s: float,
+        reason: Reason = Reason.CANCELED_BY_CUSTOMER,
+        orders: Sequence[EngineOrder] = (),
+    ) -> dict[UUID, ExecutionReport]:
+        """One command ("submit" or "cancel") to the engine, over this client's transport."""

@@ -53,25 +53,16 @@ class RedisEngineClient(EngineClient):
                 cls._shared = cls(redis_client(), settings.REDIS_URL)
             return cls._shared
 
-    def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> Reports:
-        """The orders travel with the command, as committed, so the engine need not read them back."""
-        ids = [order.id for order in orders]
-        return self._call("submit", ids, Reason.CANCELED_BY_CUSTOMER, timeout_s, [order_to_json(o) for o in orders])
-
-    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> Reports:
-        return self._call("submit", order_ids, Reason.CANCELED_BY_CUSTOMER, timeout_s)
-
-    def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> Reports:
-        return self._call("cancel", order_ids, reason, timeout_s)
-
-    def _call(
+    def send(
         self,
         op: str,
         order_ids: Sequence[UUID],
-        reason: Reason,
+        *,
         timeout_s: float,
-        orders: list[dict[str, Any]] | None = None,
+        reason: Reason = Reason.CANCELED_BY_CUSTOMER,
+        orders: Sequence[EngineOrder] = (),
     ) -> Reports:
+        """A submit carries its orders as committed, so the engine's process need not read them back."""
         if not order_ids:
             return {}
         reply_key = REPLY_PREFIX + uuid.uuid4().hex
@@ -82,7 +73,7 @@ class RedisEngineClient(EngineClient):
             "reply": reply_key,
         }
         if orders:
-            command["orders"], command["sent_ns"] = orders, time.time_ns()
+            command["orders"], command["sent_ns"] = [order_to_json(o) for o in orders], time.time_ns()
         self.client.rpush(COMMANDS_KEY, orjson.dumps(command))
         try:
             answer = cast(Any, self.client.blpop([reply_key], timeout=max(timeout_s, 0.01)))

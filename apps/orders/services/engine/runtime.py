@@ -349,21 +349,13 @@ def install_runtime(runtime: EngineRuntime | None) -> None:
 class InProcessEngineClient(EngineClient):
     """Calls the engine of this process: a command on its queue, and a wait on the command's future."""
 
-    def submit(self, orders: Sequence[EngineOrder], *, timeout_s: float) -> Reports:
-        return self._call("submit", [o.id for o in orders], Reason.CANCELED_BY_CUSTOMER, timeout_s, orders)
-
-    def submit_ids(self, order_ids: Sequence[UUID], *, timeout_s: float) -> Reports:
-        return self._call("submit", order_ids, Reason.CANCELED_BY_CUSTOMER, timeout_s)
-
-    def cancel(self, order_ids: Sequence[UUID], *, reason: Reason, timeout_s: float) -> Reports:
-        return self._call("cancel", order_ids, reason, timeout_s)
-
-    def _call(
+    def send(
         self,
         op: str,
         order_ids: Sequence[UUID],
-        reason: Reason,
+        *,
         timeout_s: float,
+        reason: Reason = Reason.CANCELED_BY_CUSTOMER,
         orders: Sequence[EngineOrder] = (),
     ) -> Reports:
         runtime = _runtime
