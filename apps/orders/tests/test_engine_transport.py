@@ -214,3 +214,27 @@ def test_celery_worker_on_the_feeds_queue_runs_the_leased_engine(redis_engine_en
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_with_redis_updates_are_rendered_only_for_customers_with_an_order_socket(
+    market_redis: str, settings: Any
+) -> None:
+    """The Redis layer's groups are read (one pipelined round trip), so neither placement nor the engine
+    renders and sends updates that nobody would receive."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from apps.orders.services.updates import audience, group_name
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [market_redis]}}
+    }
+    layer = get_channel_layer()
+    assert layer is not None
+    assert audience([1, 2]) == set()
+    async_to_sync(layer.group_add)(group_name(1), "specific.test!one")
+    assert audience([1, 2]) == {1}
+    async_to_sync(layer.group_discard)(group_name(1), "specific.test!one")
+    assert audience([1, 2]) == set()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # a layer on another Redis than this process's: cannot tell
+    assert audience([1, 2]) == {1, 2}
