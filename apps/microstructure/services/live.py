@@ -110,10 +110,11 @@ class MicrostructureService:
             return
         scale = Scale(view.price_exp, view.size_exp)
         window = self._windows.get(book)
-        if window is None or window.scale != scale:
-            if window is not None:
-                logger.warning("microstructure: %s changed precision; its window starts again", book)
+        if window is None:
             window = self._windows[book] = self._new_window(book, scale)
+        elif window.scale != scale:
+            logger.warning("microstructure: %s changed precision; its window starts again", book)
+            window = self._windows[book] = MarketWindow(scale, self.config.keep_ns, trades_from_ns=now_ns)
         if view.is_stale:
             return  # a resynchronising book is not a quote anyone could trade on: no sample
         bid, bid_qty = view.bids[0] if view.bids else (0, 0)

@@ -137,3 +137,18 @@ def test_with_redis_a_new_process_service_starts_with_the_recent_trades(market_r
     assert results[60].trades_covered_ns == 60 * S
     assert results[60].samples_covered_ns < 60 * S
     assert not results[60].is_complete
+
+
+def test_a_window_restarted_by_a_precision_change_covers_only_what_came_since(feed: Feed) -> None:
+    live = service()
+    t0 = time.time_ns()
+    fed(feed, live, t0)
+    assert live.metrics(OKX, (10,), t0 + 2 * S)[10].trades_covered_ns == 2 * S  # since its first tick
+
+    finer = Feed(venue_exp=(2, 8))  # the venue's listing now quotes one more price decimal
+    finer.book([(6_500_000, 100_000_000)], [(6_500_100, 200_000_000)])
+    live.tick(t0 + 3 * S)  # the sampler meets the new scale: the window starts again, empty
+
+    result = live.metrics(OKX, (10,), t0 + 4 * S)[10]
+    assert (result.trades_covered_ns, result.samples_covered_ns) == (1 * S, 1 * S)
+    assert result.metrics["trade_count"].value == 0
