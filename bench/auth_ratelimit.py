@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import UNLIMITED_RATES, ensure_database, write_section  # noqa: E402
+from bench.report import (  # noqa: E402
+    bench_key,
+    ensure_database,
+    free_port,
+    is_listening,
+    running_process,
+    write_section,
+)
 
 VENV_BIN = Path(sys.executable).parent
 SETTINGS_MODULE = "bench.settings_auth"
@@ -142,33 +149,12 @@ def migrate(env: dict[str, str]) -> None:
 
 def provision_key() -> str:
     """A fresh key on a non-public tier whose limits this benchmark cannot reach (older bench keys deleted)."""
-    import django
-
-    django.setup()
     from django.db import connections
 
-    from apps.tiers.models import APIKey, Customer, Tier
-    from apps.tiers.services.accounts import issue_key
-
-    limits: dict[str, Any] = {
-        "name": "Bench (unlimited)",
-        **UNLIMITED_RATES,
-        "max_ws_connections": 1,
-        "max_subscriptions_per_connection": 1,
-    }
-    tier, _ = Tier.objects.update_or_create(slug=TIER_SLUG, defaults=limits)
-    customer, _ = Customer.objects.update_or_create(name=CUSTOMER_NAME, defaults={"tier": tier, "status": "active"})
-    for old in APIKey.objects.filter(customer=customer):
-        old.delete()
-    _, secret = issue_key(customer, label=KEY_LABEL, can_read=True)
+    tier_fields = {"name": "Bench (unlimited)", "max_ws_connections": 1, "max_subscriptions_per_connection": 1}
+    _, secret = bench_key(TIER_SLUG, CUSTOMER_NAME, tier_fields, label=KEY_LABEL)
     connections.close_all()
     return secret
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -178,27 +164,9 @@ def running_server(env: dict[str, str], port: int, cpus: set[int] | None, log: I
     cmd = [str(VENV_BIN / "daphne"), "-v", "0", "-b", HOST, "-p", str(port), "hftplatform.asgi:application"]
     if cpus is not None:
         cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not _is_listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start (exit {proc.returncode}); see {log.name}")
-            time.sleep(0.1)
+    ready = functools.partial(is_listening, port, HOST)
+    with running_process(cmd, cwd=ROOT, env=env, log=log, is_ready=ready, timeout_s=30) as proc:
         yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _is_listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 # --- Load generator: raw HTTP/1.1 over asyncio streams, keep-alive -------------------------------

@@ -58,10 +58,9 @@ from bench.fanout_servers import (  # noqa: E402
     ServerSide,
     ServerUnavailable,
     cpu_seconds,
-    free_port,
     percentile,
 )
-from bench.report import UNLIMITED_RATES, write_section  # noqa: E402
+from bench.report import UNLIMITED_RATES, free_port, write_section  # noqa: E402
 
 SECTION_START = "<!-- fanout:start -->"
 SECTION_END = "<!-- fanout:end -->"

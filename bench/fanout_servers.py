@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.fanout_clients import ClientPlan
 from bench.fanout_events import BOOK, PAIR, PRICE_EXP, SIZE_EXP, BenchMarket, delta_json
+from bench.report import free_port, is_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -65,18 +65,6 @@ def server_side_from(latencies_ns: list[int], note: str = "") -> ServerSide:
     ordered = sorted(latencies_ns)
     p50, p95, p99 = (percentile(ordered, q) / 1e6 for q in (0.50, 0.95, 0.99))
     return ServerSide(p50, p95, p99, len(ordered), note)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def is_listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 def cpu_seconds(pid: int) -> float:

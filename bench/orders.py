@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,14 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.report import UNLIMITED_RATES, ensure_database, write_section  # noqa: E402
+from bench.report import (  # noqa: E402
+    bench_key,
+    ensure_database,
+    free_port,
+    is_listening,
+    running_process,
+    write_section,
+)
 
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/hftplatform_bench_orders"
@@ -212,25 +218,18 @@ def __getattr__(name: str) -> Any:
 
 def provision() -> str:
     """The bench tier, customer and key (older ones removed), ample balances, and no orders left over."""
-    import django
-
-    django.setup()
-    from django.db import connections
-
-    from apps.orders.models import Balance, DeadMansSwitch, Fill, Order
-    from apps.tiers.models import APIKey, Customer, Tier
-    from apps.tiers.services.accounts import issue_key
-
-    limits: dict[str, Any] = {
+    tier_fields = {
         "name": "Bench orders (unlimited)",
-        **UNLIMITED_RATES,
         "max_ws_connections": 1,
         "max_subscriptions_per_connection": 1,
         "max_batch_size": BATCH_SIZE,
         "features": ["snapshots", "json_stream", "batch_orders"],
     }
-    tier, _ = Tier.objects.update_or_create(slug=TIER_SLUG, defaults=limits)
-    customer, _ = Customer.objects.update_or_create(name=CUSTOMER_NAME, defaults={"tier": tier, "status": "active"})
+    customer, secret = bench_key(TIER_SLUG, CUSTOMER_NAME, tier_fields, label="bench", can_trade=True)
+    from django.db import connections
+
+    from apps.orders.models import Balance, DeadMansSwitch, Fill, Order
+
     Fill.objects.filter(customer=customer).delete()
     Order.objects.filter(customer=customer).delete()
     DeadMansSwitch.objects.filter(customer=customer).delete()
@@ -238,9 +237,6 @@ def provision() -> str:
         Balance.objects.update_or_create(
             customer=customer, currency=currency, defaults={"available": Decimal(amount), "locked": 0}
         )
-    for old in APIKey.objects.filter(customer=customer):
-        old.delete()
-    _, secret = issue_key(customer, label="bench", can_read=True, can_trade=True)
     connections.close_all()
     vacuum_analyze(os.environ["DATABASE_URL"], VACUUMED)
     return secret
@@ -269,24 +265,18 @@ def running_engine(env: dict[str, str], redis_url: str, log: IO[bytes]) -> Itera
     from apps.orderbook.services.supervision import LEASE_PREFIX
     from apps.orders.services.engine.redis_transport import LEASE_NAME
 
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runpaper"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
     client = redis.Redis.from_url(redis_url)
-    try:
-        deadline = time.monotonic() + 60
-        while not client.exists(LEASE_PREFIX + LEASE_NAME):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"runpaper did not start (exit {proc.returncode}); see {log.name}")
-            time.sleep(0.1)
+    cmd = [sys.executable, "manage.py", "runpaper"]
+    with running_process(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        log=log,
+        is_ready=lambda: bool(client.exists(LEASE_PREFIX + LEASE_NAME)),
+        stop_timeout_s=15,
+        name="runpaper",
+    ):
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def vacuum_analyze(database_url: str, tables: tuple[str, ...]) -> None:
@@ -405,34 +395,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_server(env: dict[str, str], port: int, log: IO[bytes]) -> Iterator[None]:
     cmd = [str(VENV_BIN / "daphne"), "-v", "0", "-b", HOST, "-p", str(port), "bench.orders:application"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as sock:
-                sock.settimeout(0.2)
-                if sock.connect_ex((HOST, port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start (exit {proc.returncode}); see {log.name}")
-            time.sleep(0.1)
+    with running_process(cmd, cwd=ROOT, env=env, log=log, is_ready=lambda: is_listening(port, HOST)):
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
