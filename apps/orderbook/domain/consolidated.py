@@ -2,11 +2,19 @@
 
 Venue levels arrive at the venue's exponents and are rescaled to the instrument's (the finest of its
 venues), so sums are exact. A venue that goes stale leaves the consolidated book until it is reset.
+
+While one venue alone feeds an instrument (the usual case: most instruments trade on one configured venue),
+the consolidated levels are that venue's, so a delta at the instrument's scale goes into both dicts with
+`dict.update` (C) and comes out as it went in. Its removals then stay in the dicts as zero quantities,
+dropped when levels are read or when the dicts have grown to twice their live size; every reader here
+treats a zero as absent.
 """
 
 from __future__ import annotations
 
 from .book import ASK, BID, Level
+
+COMPACT_MIN = 1024
 
 
 class ConsolidatedBook:
@@ -16,6 +24,8 @@ class ConsolidatedBook:
         self._venues: dict[str, dict[str, dict[int, int]]] = {}
         # Plain dicts: every venue change touches them, while sorted levels are wanted only for a reset.
         self._totals: dict[str, dict[int, int]] = {BID: {}, ASK: {}}
+        # Entries (zeros included) past which the single-venue path drops the zeros again.
+        self._compact_at = COMPACT_MIN
 
     def apply(
         self,
@@ -32,7 +42,18 @@ class ConsolidatedBook:
         if own is None:
             own = self._venues[venue] = {BID: {}, ASK: {}}
         if not is_reset and price_exp == self.price_exp and size_exp == self.size_exp:
-            # The hot path: a delta at the instrument's scale is folded in as it is, in order.
+            if len(self._venues) == 1:
+                # The hottest path: the only venue's delta is the consolidated delta (a price given twice:
+                # the later wins, both are reported, as below).
+                totals = self._totals
+                own[BID].update(bids)
+                own[ASK].update(asks)
+                totals[BID].update(bids)
+                totals[ASK].update(asks)
+                if len(totals[BID]) + len(totals[ASK]) > self._compact_at:
+                    self._compact()
+                return bids, asks
+            # A delta at the instrument's scale is folded in as it is, in order.
             return self._update(own[BID], BID, bids), self._update(own[ASK], ASK, asks)
         result = []
         for side, levels in ((BID, bids), (ASK, asks)):
@@ -55,6 +76,13 @@ class ConsolidatedBook:
             self._update(dict(own[BID]), BID, tuple(dict.fromkeys(own[BID], 0).items())),
             self._update(dict(own[ASK]), ASK, tuple(dict.fromkeys(own[ASK], 0).items())),
         )
+
+    def _compact(self) -> None:
+        """Drop the zero quantities the single-venue path leaves behind."""
+        for levels in (*self._totals.values(), *(side for own in self._venues.values() for side in own.values())):
+            for price in [price for price, qty in levels.items() if not qty]:
+                del levels[price]
+        self._compact_at = max(COMPACT_MIN, 2 * (len(self._totals[BID]) + len(self._totals[ASK])))
 
     def _update(self, own: dict[int, int], side: str, changes: tuple[Level, ...]) -> tuple[Level, ...]:
         """Set the venue's levels in order (a price given twice: the later wins, both are reported)."""
@@ -80,11 +108,11 @@ class ConsolidatedBook:
 
     def levels(self, side: str) -> tuple[Level, ...]:
         """Every consolidated level, best first."""
-        return tuple(sorted(self._totals[side].items(), reverse=side == BID))
+        return tuple(sorted(((p, q) for p, q in self._totals[side].items() if q), reverse=side == BID))
 
     def shares(self, side: str, price: int) -> dict[str, int]:
         """Each venue's quantity at a consolidated price level."""
-        return {venue: levels[side][price] for venue, levels in self._venues.items() if price in levels[side]}
+        return {venue: qty for venue, levels in self._venues.items() if (qty := levels[side].get(price, 0))}
 
     def venues(self) -> list[str]:
         return sorted(self._venues)

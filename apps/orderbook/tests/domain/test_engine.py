@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -200,6 +201,65 @@ def test_consolidated_book_is_the_sum_of_live_venue_books(
         assert mirror == expected  # the emitted deltas alone rebuild it
         for price, total in expected.items():
             assert sum(cons.shares(BID, price).values()) == total
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.lists(st.tuples(st.sampled_from([BID, ASK]), prices, qtys), min_size=1, max_size=60),
+    second=st.dictionaries(st.integers(min_value=1, max_value=10_000), st.integers(min_value=1, max_value=99)),
+    then=st.lists(st.tuples(st.sampled_from([BID, ASK]), prices, qtys), max_size=60),
+)
+def test_one_venues_deltas_pass_through_the_consolidated_book_until_another_joins(
+    first: list[tuple[str, str, str]], second: dict[int, int], then: list[tuple[str, str, str]]
+) -> None:
+    """While one venue feeds the book its deltas come out as they went in (its removals kept as zeros in the
+    dicts, compacted every few entries here); the consolidated levels stay its book, and stay the sum once a
+    second venue joins and leaves again."""
+    venue_book = OrderBook(2, 3, keep_text=False)
+    mirror: dict[str, dict[int, int]] = {BID: {}, ASK: {}}
+
+    def take(changes: tuple[tuple[int, int], ...], side: str) -> None:
+        for price, total in changes:
+            if total:
+                mirror[side][price] = total
+            else:
+                mirror[side].pop(price, None)
+
+    def feed(ops: list[tuple[str, str, str]], *, alone: bool) -> None:
+        for side, price, qty in ops:
+            delta = tuple(venue_book.apply_many(side, [(price, qty)]))
+            bids, asks = (delta, ()) if side == BID else ((), delta)
+            out_bids, out_asks = cons.apply("a", bids, asks, price_exp=2, size_exp=3, is_reset=False)
+            if alone:
+                assert (out_bids, out_asks) == (bids, asks)
+            take(out_bids, BID)
+            take(out_asks, ASK)
+
+    with patch("apps.orderbook.domain.consolidated.COMPACT_MIN", 4):
+        cons = ConsolidatedBook(price_exp=2, size_exp=3)
+        cons.apply("a", (), (), price_exp=2, size_exp=3, is_reset=True)
+        feed(first, alone=True)
+        for side in (BID, ASK):
+            assert cons.levels(side) == tuple(venue_book.top(side))
+            assert mirror[side] == dict(venue_book.top(side))
+            for price, qty in venue_book.top(side):
+                assert cons.shares(side, price) == {"a": qty}
+        # A second venue: sums by price, both shares.
+        take(cons.apply("b", tuple(second.items()), (), price_exp=2, size_exp=3, is_reset=True)[0], BID)
+        feed(then, alone=False)
+        expected = dict(venue_book.top(BID))
+        for price, qty in second.items():
+            expected[price] = expected.get(price, 0) + qty
+        assert dict(cons.levels(BID)) == mirror[BID] == expected
+        for price, qty in second.items():
+            assert cons.shares(BID, price)["b"] == qty
+        # It leaves: the first venue's book alone again, and its deltas pass through again.
+        take(cons.remove_venue("b")[0], BID)
+        assert cons.levels(BID) == tuple(venue_book.top(BID))
+        assert mirror[BID] == dict(venue_book.top(BID))
+        feed(then, alone=True)
+        assert cons.levels(ASK) == tuple(venue_book.top(ASK))
+        assert mirror[ASK] == dict(venue_book.top(ASK))
 
 
 @settings(max_examples=200, deadline=None)
