@@ -3,11 +3,11 @@
 Venue levels arrive at the venue's exponents and are rescaled to the instrument's (the finest of its
 venues), so sums are exact. A venue that goes stale leaves the consolidated book until it is reset.
 
-While one venue alone feeds an instrument (the usual case: most instruments trade on one configured venue),
-the consolidated levels are that venue's, so a delta at the instrument's scale goes into both dicts with
-`dict.update` (C) and comes out as it went in. Its removals then stay in the dicts as zero quantities,
-dropped when levels are read or when the dicts have grown to twice their live size; every reader here
-treats a zero as absent.
+While one venue alone feeds an instrument (the embedded simulated market, any instrument configured on
+one venue, or the one venue still live), the consolidated levels are that venue's, so a delta at the
+instrument's scale goes into both dicts with `dict.update` (C) and comes out as it went in. Its removals
+then stay in the dicts as zero quantities, dropped when levels are read or when the dicts have grown to
+twice their live size; every reader here treats a zero as absent.
 """
 
 from __future__ import annotations
