@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .book import Level
 
@@ -73,7 +73,6 @@ class BookEvent:
     receive_ts_ns: int
     publish_ts_ns: int
     reason: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def book_id(venue: str, symbol: str) -> str:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from apps.orderbook.domain.book import ASK, BID, Level
+from apps.orderbook.domain.book import ASK, BID
 from apps.orderbook.domain.consolidated import ConsolidatedBook
 from apps.orderbook.domain.events import DELTA, SNAPSHOT, STALE, BookChange, BookEvent, BookStale, Trade, book_id
 from apps.orderbook.domain.protocol import Output, Verified
@@ -41,6 +41,26 @@ class PublishFailed(Exception):
 class Precision:
     price_exp: int
     size_exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A listing's venue book, looked up once: the hot path reads it for every change."""
+
+    book_id: str
+    price_exp: int
+    size_exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class _InstrumentRoute:
+    """An instrument's consolidated book, its id and exponents, and the venues live in it."""
+
+    book_id: str
+    price_exp: int
+    size_exp: int
+    book: ConsolidatedBook
+    live: set[str]
 
 
 class FeedPublisher:
@@ -67,6 +87,8 @@ class FeedPublisher:
         self.checks: Counter[tuple[str, str, bool]] = Counter()
         self._last_checkpoint: dict[str, int] = {}
         self._republish: set[str] = set()  # books whose next published event must be a snapshot
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._instrument_routes: dict[str, _InstrumentRoute] = {}
 
     def handle(self, outputs: Iterable[Output]) -> list[BookEvent]:
         pending: list[BookEvent] = []
@@ -166,42 +188,76 @@ class FeedPublisher:
         replica.absorb(event)
 
     def _on_change(self, change: BookChange) -> list[BookEvent]:
-        venue_prec = self.listings[(change.venue, change.symbol)]
-        kind = SNAPSHOT if change.is_reset else DELTA
-        out = [
-            unpublished(
-                book_id(change.venue, change.symbol),
-                kind,
-                change.bids,
-                change.asks,
-                venue_prec.price_exp,
-                venue_prec.size_exp,
-                change.exchange_ts_ns,
-                change.receive_ts_ns,
+        """The venue event of a change and, when consolidating, its instrument's event (empty deltas dropped)."""
+        route = self._routes.get((change.venue, change.symbol)) or self._route(change.venue, change.symbol)
+        bids, asks, is_reset = change.bids, change.asks, change.is_reset
+        out: list[BookEvent] = []
+        if is_reset or bids or asks:
+            out.append(
+                BookEvent(
+                    route.book_id,
+                    0,
+                    SNAPSHOT if is_reset else DELTA,
+                    bids,
+                    asks,
+                    route.price_exp,
+                    route.size_exp,
+                    change.exchange_ts_ns,
+                    change.receive_ts_ns,
+                    0,
+                )
             )
-        ]
         if self.consolidate:
-            out.append(self._fold_change(change, venue_prec))
-        return [p for p in out if p.kind != DELTA or p.bids or p.asks]
+            event = self._fold_change(change, route.price_exp, route.size_exp)
+            if event.kind != DELTA or event.bids or event.asks:
+                out.append(event)
+        return out
 
-    def _fold_change(self, change: BookChange, venue_prec: Precision) -> BookEvent:
-        book = self._consolidated(change.symbol)
-        bids, asks = book.apply(
-            change.venue,
-            change.bids,
-            change.asks,
-            price_exp=venue_prec.price_exp,
-            size_exp=venue_prec.size_exp,
-            is_reset=change.is_reset,
+    def _route(self, venue: str, symbol: str) -> _Route:
+        prec = self.listings[(venue, symbol)]
+        route = self._routes[(venue, symbol)] = _Route(book_id(venue, symbol), prec.price_exp, prec.size_exp)
+        return route
+
+    def _fold_change(self, change: BookChange, price_exp: int, size_exp: int) -> BookEvent:
+        """Fold a venue change (levels at the venue's exponents) into its instrument's consolidated book."""
+        symbol = change.symbol
+        cons = self._instrument_routes.get(symbol) or self._instrument_route(symbol)
+        bids, asks = cons.book.apply(
+            change.venue, change.bids, change.asks, price_exp=price_exp, size_exp=size_exp, is_reset=change.is_reset
         )
-        live = self.live_venues.get(change.symbol)
-        if live is None:
-            live = self.live_venues[change.symbol] = set()
+        live = cons.live
         was_live = bool(live)
         live.add(change.venue)
-        return self._consolidated_event(
-            change.symbol, bids, asks, was_live, change.exchange_ts_ns, change.receive_ts_ns
+        replica = self.replicas.get(cons.book_id)
+        if was_live and replica is not None and not replica.is_stale:
+            kind = DELTA
+        else:
+            # First live venue (again): the consolidated book restarts with a snapshot of everything it holds.
+            kind, bids, asks = SNAPSHOT, cons.book.levels(BID), cons.book.levels(ASK)
+        return BookEvent(
+            cons.book_id,
+            0,
+            kind,
+            bids,
+            asks,
+            cons.price_exp,
+            cons.size_exp,
+            change.exchange_ts_ns,
+            change.receive_ts_ns,
+            0,
         )
+
+    def _instrument_route(self, symbol: str) -> _InstrumentRoute:
+        prec = self.instruments[symbol]
+        book = self.consolidated.get(symbol)
+        if book is None:
+            book = self.consolidated[symbol] = ConsolidatedBook(prec.price_exp, prec.size_exp)
+        live = self.live_venues.get(symbol)
+        if live is None:
+            live = self.live_venues[symbol] = set()
+        route = _InstrumentRoute(book_id(CONSOLIDATED, symbol), prec.price_exp, prec.size_exp, book, live)
+        self._instrument_routes[symbol] = route
+        return route
 
     def consolidate_events(self, events: Iterable[BookEvent]) -> list[BookEvent]:
         """The Consolidator's path: fold published venue events into consolidated books and publish those."""
@@ -210,7 +266,6 @@ class FeedPublisher:
             venue, _, symbol = event.book.partition(":")
             if venue == CONSOLIDATED or symbol not in self.instruments:
                 continue
-            prec = Precision(event.price_exp, event.size_exp)
             if event.kind == STALE:
                 pending += self._fold_stale(BookStale(venue, symbol, event.reason, event.receive_ts_ns))
             else:
@@ -223,90 +278,38 @@ class FeedPublisher:
                     event.exchange_ts_ns,
                     event.receive_ts_ns,
                 )
-                pending.append(self._fold_change(change, prec))
+                pending.append(self._fold_change(change, event.price_exp, event.size_exp))
         pending = [p for p in pending if p.kind != DELTA or p.bids or p.asks]
         return self._publish(pending)
 
     def _on_stale(self, stale: BookStale) -> list[BookEvent]:
-        prec = self.listings[(stale.venue, stale.symbol)]
+        route = self._routes.get((stale.venue, stale.symbol)) or self._route(stale.venue, stale.symbol)
         out = [
             unpublished(
-                book_id(stale.venue, stale.symbol),
-                STALE,
-                (),
-                (),
-                prec.price_exp,
-                prec.size_exp,
-                None,
-                stale.receive_ts_ns,
-                stale.reason,
+                route.book_id, STALE, (), (), route.price_exp, route.size_exp, None, stale.receive_ts_ns, stale.reason
             )
         ]
         return out + (self._fold_stale(stale) if self.consolidate else [])
 
     def _fold_stale(self, stale: BookStale) -> list[BookEvent]:
-        out: list[BookEvent] = []
-        live = self.live_venues.setdefault(stale.symbol, set())
+        cons = self._instrument_routes.get(stale.symbol) or self._instrument_route(stale.symbol)
+        live = cons.live
         if stale.venue not in live:
-            return out  # already out of the consolidated book
+            return []  # already out of the consolidated book
         live.discard(stale.venue)
-        book = self._consolidated(stale.symbol)
-        bids, asks = book.remove_venue(stale.venue)
-        cons = book_id(CONSOLIDATED, stale.symbol)
-        prec_c = self.instruments[stale.symbol]
+        bids, asks = cons.book.remove_venue(stale.venue)
         if not live:
-            out.append(
-                unpublished(
-                    cons,
-                    STALE,
-                    (),
-                    (),
-                    prec_c.price_exp,
-                    prec_c.size_exp,
-                    None,
-                    stale.receive_ts_ns,
-                    f"no live venue ({stale.venue}: {stale.reason})",
-                )
-            )
+            reason = f"no live venue ({stale.venue}: {stale.reason})"
+            kind, bids, asks = STALE, (), ()
         elif bids or asks:
-            out.append(
-                unpublished(cons, DELTA, bids, asks, prec_c.price_exp, prec_c.size_exp, None, stale.receive_ts_ns)
+            reason, kind = "", DELTA
+        else:
+            return []
+        return [
+            unpublished(
+                cons.book_id, kind, bids, asks, cons.price_exp, cons.size_exp, None, stale.receive_ts_ns, reason
             )
-        return out
-
-    def _consolidated_event(
-        self,
-        symbol: str,
-        bids: tuple[Level, ...],
-        asks: tuple[Level, ...],
-        was_live: bool,
-        exchange_ts_ns: int | None,
-        receive_ts_ns: int,
-    ) -> BookEvent:
-        prec = self.instruments[symbol]
-        cons = book_id(CONSOLIDATED, symbol)
-        replica = self.replicas.get(cons)
-        if was_live and replica is not None and not replica.is_stale:
-            return unpublished(cons, DELTA, bids, asks, prec.price_exp, prec.size_exp, exchange_ts_ns, receive_ts_ns)
-        # First live venue (again): the consolidated book restarts with a snapshot of everything it holds.
-        book = self.consolidated[symbol]
-        return unpublished(
-            cons,
-            SNAPSHOT,
-            book.levels(BID),
-            book.levels(ASK),
-            prec.price_exp,
-            prec.size_exp,
-            exchange_ts_ns,
-            receive_ts_ns,
-        )
-
-    def _consolidated(self, symbol: str) -> ConsolidatedBook:
-        book = self.consolidated.get(symbol)
-        if book is None:
-            prec = self.instruments[symbol]
-            book = self.consolidated[symbol] = ConsolidatedBook(prec.price_exp, prec.size_exp)
-        return book
+        ]
 
     def _after_publish(self, event: BookEvent, now: int) -> None:
         replica = self.replicas.get(event.book)
