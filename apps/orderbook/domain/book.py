@@ -57,8 +57,18 @@ class OrderBook:
         return changes[0] if changes else None
 
     def apply_many(self, side: str, levels_text: Iterable[TextLevel] | Iterable[list[str]]) -> list[Level]:
-        """Apply a message's levels of one side in order; returns the real changes (the hot path)."""
+        """Apply a message's levels of one side in order; returns the real changes."""
         return self._apply(side, levels_text, self._bid_keys if side == BID else self._ask_keys)
+
+    def apply_update(
+        self, bids_text: Iterable[TextLevel] | Iterable[list[str]], asks_text: Iterable[TextLevel] | Iterable[list[str]]
+    ) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
+        """Apply a message's levels, each side in order (the hot path); returns each side's real changes, a price
+        changed more than once in the message given once, with its last quantity."""
+        return (
+            merge_changes(self._apply(BID, bids_text, self._bid_keys)),
+            merge_changes(self._apply(ASK, asks_text, self._ask_keys)),
+        )
 
     def _apply(
         self, side: str, levels_text: Iterable[TextLevel] | Iterable[list[str]], keys: list[int] | None
@@ -67,6 +77,9 @@ class OrderBook:
         levels = self._bids if side == BID else self._asks
         prices, text, keep_text = self._prices, self._text, self.keep_text
         price_exp, size_exp = self.price_exp, self.size_exp
+        # to_units' fast path, inlined (this runs for every level): digits, a dot with exactly `size_exp`
+        # digits after it and at least one before, nothing else.
+        dot_at, dot_min = -size_exp - 1, size_exp + 1
         changes: list[Level] = []
         for price_text, qty_text in levels_text:
             price = prices.get(price_text)
@@ -75,9 +88,13 @@ class OrderBook:
                 if len(prices) > 100_000:
                     prices.clear()
                 prices[price_text] = price
-            whole, _, frac = qty_text.partition(".")
-            if len(frac) == size_exp and whole.isdigit() and frac.isdigit() and qty_text.isascii():
-                qty = int(whole + frac)  # to_units' fast path, inlined: this line runs for every level
+            if (
+                len(qty_text) > dot_min
+                and qty_text[dot_at] == "."
+                and (digits := qty_text.replace(".", "", 1)).isdigit()
+                and digits.isascii()
+            ):
+                qty = int(digits)
             else:
                 qty = to_units(qty_text, size_exp)
             if qty == 0:
@@ -146,3 +163,11 @@ class OrderBook:
 
     def depth(self, side: str) -> int:
         return len(self._bids if side == BID else self._asks)
+
+
+def merge_changes(changes: list[Level]) -> tuple[Level, ...]:
+    """One side's changes from one message, each price once: its last quantity, at its first position."""
+    if len(changes) < 2:
+        return tuple(changes)
+    merged = dict(changes)
+    return tuple(changes) if len(merged) == len(changes) else tuple(merged.items())

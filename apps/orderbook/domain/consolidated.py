@@ -4,10 +4,10 @@ Venue levels arrive at the venue's exponents and are rescaled to the instrument'
 venues), so sums are exact. A venue that goes stale leaves the consolidated book until it is reset.
 
 While one venue alone feeds an instrument (the embedded simulated market, any instrument configured on
-one venue, or the one venue still live), the consolidated levels are that venue's, so a delta at the
-instrument's scale goes into both dicts with `dict.update` (C) and comes out as it went in. Its removals
-then stay in the dicts as zero quantities, dropped when levels are read or when the dicts have grown to
-twice their live size; every reader here treats a zero as absent.
+one venue, or the one venue still live), the consolidated levels are that venue's: the venue's levels
+*are* the totals' dicts, and a delta at the instrument's scale goes into them with `dict.update` (C) and
+comes out as it went in. Its removals then stay in the dicts as zero quantities, dropped when levels are
+read or when the dicts have grown to twice their live size; every reader here treats a zero as absent.
 """
 
 from __future__ import annotations
@@ -40,14 +40,16 @@ class ConsolidatedBook:
         """Fold one venue change in; returns the consolidated levels that changed (qty 0 = removed)."""
         own = self._venues.get(venue)
         if own is None:
+            self._separate()
             own = self._venues[venue] = {BID: {}, ASK: {}}
         if not is_reset and price_exp == self.price_exp and size_exp == self.size_exp:
             if len(self._venues) == 1:
                 # The hottest path: the only venue's delta is the consolidated delta (a price given twice:
-                # the later wins, both are reported, as below).
+                # the later wins, both are reported, as below). Its levels are the totals, so the venue
+                # shares the totals' dicts until another venue joins or it is reset (`_separate`).
                 totals = self._totals
-                own[BID].update(bids)
-                own[ASK].update(asks)
+                if own is not totals:
+                    self._venues[venue] = totals
                 totals[BID].update(bids)
                 totals[ASK].update(asks)
                 if len(totals[BID]) + len(totals[ASK]) > self._compact_at:
@@ -55,6 +57,8 @@ class ConsolidatedBook:
                 return bids, asks
             # A delta at the instrument's scale is folded in as it is, in order.
             return self._update(own[BID], BID, bids), self._update(own[ASK], ASK, asks)
+        self._separate()
+        own = self._venues[venue]
         result = []
         for side, levels in ((BID, bids), (ASK, asks)):
             if price_exp == self.price_exp and size_exp == self.size_exp:
@@ -69,6 +73,7 @@ class ConsolidatedBook:
         return result[0], result[1]
 
     def remove_venue(self, venue: str) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
+        self._separate()
         own = self._venues.pop(venue, None)
         if own is None:
             return (), ()
@@ -76,6 +81,12 @@ class ConsolidatedBook:
             self._update(dict(own[BID]), BID, tuple(dict.fromkeys(own[BID], 0).items())),
             self._update(dict(own[ASK]), ASK, tuple(dict.fromkeys(own[ASK], 0).items())),
         )
+
+    def _separate(self) -> None:
+        """Give the venue that shares the totals' dicts (the single-venue path) dicts of its own again."""
+        for venue, own in self._venues.items():
+            if own is self._totals:
+                self._venues[venue] = {side: {p: q for p, q in levels.items() if q} for side, levels in own.items()}
 
     def _compact(self) -> None:
         """Drop the zero quantities the single-venue path leaves behind."""

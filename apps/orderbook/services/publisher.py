@@ -91,6 +91,8 @@ class FeedPublisher:
         self._instrument_routes: dict[str, _InstrumentRoute] = {}
 
     def handle(self, outputs: Iterable[Output]) -> list[BookEvent]:
+        if type(outputs) is list and len(outputs) == 1 and type(outputs[0]) is BookChange:
+            return self._publish(self._on_change(outputs[0]))  # the usual message: one book change, as below
         pending: list[BookEvent] = []
         trades: list[Trade] = []
         for output in outputs:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..book import ASK, BID, Level, OrderBook
+from ..book import ASK, BID, OrderBook
 from ..events import BookChange, BookStale, InstrumentSpec, Trade
 from ..fixedpoint import PrecisionError, to_units
 from ..protocol import Fetch, Output, Reconnect, Verified
@@ -136,7 +136,7 @@ class BinanceProtocol:
         if first != state.last_u + 1:
             return self._restart(state, data, now_ns, reason=f"gap: U={first} after u={state.last_u}")
         try:
-            bids, asks = self._apply(state, data)
+            bids, asks = state.book.apply_update(data["b"], data["a"])
         except (PrecisionError, KeyError, TypeError, ValueError) as exc:
             return self._restart(state, None, now_ns, reason=f"bad depth event: {exc}")
         state.last_u = last
@@ -149,10 +149,6 @@ class BinanceProtocol:
         if state.tickers:  # a bookTicker waiting for the book to reach its id
             outputs += self._check_waiting_ticker(state, now_ns)
         return outputs
-
-    def _apply(self, state: _Symbol, data: dict[str, Any]) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
-        book = state.book
-        return _merge(book.apply_many(BID, data["b"])), _merge(book.apply_many(ASK, data["a"]))
 
     def _try_sync(self, state: _Symbol, now_ns: int) -> list[Output]:
         snapshot = state.snapshot
@@ -173,7 +169,7 @@ class BinanceProtocol:
                     continue  # a duplicate, or an old frame arriving late
                 if int(event["U"]) > last + 1:
                     return self._restart(state, None, now_ns, reason="gap inside the buffer")
-                self._apply(state, event)
+                state.book.apply_update(event["b"], event["a"])
                 last = state.last_u = int(event["u"])
                 if (check := self._waiting_ticker(state)) is not None:
                     checks.append(check)
@@ -290,11 +286,3 @@ class BinanceProtocol:
         except (PrecisionError, KeyError, TypeError, ValueError):
             return []
         return [trade]
-
-
-def _merge(changes: list[Level]) -> tuple[Level, ...]:
-    """Several changes to one price in a message: the last one wins, in first-seen order."""
-    if len(changes) < 2:
-        return tuple(changes)
-    merged = dict(changes)  # keeps each price's first position and its last quantity
-    return tuple(changes) if len(merged) == len(changes) else tuple(merged.items())

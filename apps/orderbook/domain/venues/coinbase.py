@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ..book import ASK, BID, Level, OrderBook, TextLevel
+from ..book import ASK, BID, Level, OrderBook, TextLevel, merge_changes
 from ..events import BookChange, BookStale, InstrumentSpec, Trade
 from ..fixedpoint import PrecisionError, to_units
 from ..protocol import Output, Reconnect, Send, Verified
@@ -162,7 +162,16 @@ class _CoinbaseFeed:
         if not bids and not asks:
             return []
         return [
-            BookChange(self.venue, product.spec.symbol, _merge(bids), _merge(asks), False, exchange_ns, now_ns, seq)
+            BookChange(
+                self.venue,
+                product.spec.symbol,
+                merge_changes(bids),
+                merge_changes(asks),
+                False,
+                exchange_ns,
+                now_ns,
+                seq,
+            )
         ]
 
     # --- trades --------------------------------------------------------------------------------------
@@ -438,13 +447,3 @@ def _trade_number(trade_id: str | int) -> int | None:
     if isinstance(trade_id, int):
         return trade_id
     return int(trade_id) if trade_id.isascii() and trade_id.isdigit() else None
-
-
-def _merge(changes: list[Level]) -> tuple[Level, ...]:
-    """Several changes to one price in a message: the last one wins, in first-seen order."""
-    if len(changes) < 2:
-        return tuple(changes)
-    merged: dict[int, int] = {}
-    for price, qty in changes:
-        merged[price] = qty
-    return tuple(merged.items())
