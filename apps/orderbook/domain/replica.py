@@ -121,8 +121,8 @@ class CheckpointReplica(BookReplica):
     def absorb(self, event: BookEvent) -> None:
         kind = event.kind
         if kind == DELTA:
-            self._bids.update(event.bids)
-            self._asks.update(event.asks)
+            self._bids |= event.bids  # `|=` is `update` through the operator slot: ~30 ns less a call
+            self._asks |= event.asks
             self.price_exp, self.size_exp = event.price_exp, event.size_exp
             self.exchange_ts_ns = event.exchange_ts_ns
         else:
