@@ -112,7 +112,7 @@ class CheckpointReplica(BookReplica):
         self._asks = {}
 
     def apply(self, event: BookEvent) -> bool:
-        if event.seq == self.seq + 1 and event.kind == DELTA:  # the publisher's every event: no checks to make
+        if event.seq == self.seq + 1 and event.kind == DELTA:  # the next delta, as nearly every event is
             self.absorb(event)
             self.seq, self.publish_ts_ns = event.seq, event.publish_ts_ns
             return True

@@ -39,6 +39,29 @@ def test_bad_or_too_precise_text_is_refused(text: str) -> None:
         to_units(text, 1)
 
 
+quantity_texts = st.one_of(
+    st.text(alphabet="0123456789.", max_size=12),
+    st.text(alphabet="019.-+_ e\u0663", max_size=12),
+    st.integers(min_value=0, max_value=10**12).map(lambda u: f"{u // 10**8}.{u % 10**8:08d}"),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(quantity_texts, st.integers(min_value=0, max_value=8))
+def test_the_books_own_quantity_parse_agrees_with_to_units(text: str, exp: int) -> None:
+    """The book parses quantity text inline (every level of every message): same units as `to_units`, or the
+    same refusal."""
+    book = OrderBook(2, exp, keep_text=False)
+    try:
+        expected = to_units(text, exp)
+    except PrecisionError:
+        with pytest.raises(PrecisionError):
+            book.apply_update([("1.00", text)], [])
+        return
+    bids, _ = book.apply_update([("1.00", text)], [])
+    assert bids == (((100, expected),) if expected else ())
+
+
 @given(st.decimals(min_value=0, max_value=10**9, places=8, allow_nan=False, allow_infinity=False))
 def test_units_round_trip_through_text(value: Decimal) -> None:
     units = to_units(f"{value:f}", 8)
