@@ -294,10 +294,10 @@ class FeedPublisher:
         return out + (self._fold_stale(stale) if self.consolidate else [])
 
     def _fold_stale(self, stale: BookStale) -> list[BookEvent]:
-        cons = self._instrument_routes.get(stale.symbol) or self._instrument_route(stale.symbol)
-        live = cons.live
-        if stale.venue not in live:
+        live = self.live_venues.get(stale.symbol)
+        if live is None or stale.venue not in live:
             return []  # already out of the consolidated book
+        cons = self._instrument_routes.get(stale.symbol) or self._instrument_route(stale.symbol)
         live.discard(stale.venue)
         bids, asks = cons.book.remove_venue(stale.venue)
         if not live:
