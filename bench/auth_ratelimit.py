@@ -245,9 +245,9 @@ def command_stats(client: redis.Redis) -> tuple[Counter[str], Counter[str]]:
     )
 
 
-# The server's own commands that are not the request path's: the usage pusher's pipeline (it names its
-# hashes) and a connection's handshake or health check.
-PUSHER_MARK = "hft:usage:"
+# The server's own commands that are not the request path's: the background flushes of the usage pusher and
+# of the request-duration telemetry (each names its keys), and a connection's handshake or health check.
+BACKGROUND_MARKS = ("hft:usage:", "hft:http:")
 UPKEEP_COMMANDS = frozenset({"hello", "select", "client", "ping", "auth"})
 
 
@@ -296,7 +296,7 @@ def tally_entries(entries: list[dict[str, Any]], ports: set[int], requests: int)
         is_ours = entry["client_type"] == "tcp" and int(entry["client_port"]) in ports
         if not is_ours:
             tally.foreign += 1
-        elif PUSHER_MARK in entry["command"]:
+        elif any(mark in entry["command"] for mark in BACKGROUND_MARKS):
             tally.pusher[name] += 1
         elif name in UPKEEP_COMMANDS:
             tally.upkeep[name] += 1
@@ -552,6 +552,7 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
     refusals = sum(p.statuses("auth")[429] for p in phases)
     errors = sum(n for p in phases for v in VARIANTS for code, n in p.statuses(v).items() if code not in {200, 429})
     push_s = os.environ.get("HFT_USAGE_PUSH_S", "2")
+    flush_s = os.environ.get("HFT_LATENCY_PUSH_S", "2")
     rate = paced.rate_per_s or 0.0
     f = res.facts
     lines = [
@@ -601,12 +602,13 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         f"| all commands, including those run inside Lua (INFO commandstats, whole server) "
         f"| {auth.per_request():.4f} | {bare.per_request():.4f} |",
         f"| server's round trips on the request path (MONITOR, {mon.requests} untimed requests) | {trips:.4f} | |",
-        f"| usage pusher and connection upkeep (MONITOR, off the request path) "
+        f"| usage pusher, telemetry flush and connection upkeep (MONITOR, off the request path) "
         f"| {mon.per_request(mon.pusher) + mon.per_request(mon.upkeep):.4f} | |",
         "",
         f"Request-path commands: {_per(mon.request_path, mon.requests)}. Run inside the script, per request: "
         f"{_per(mon.lua, mon.requests)}. Off the path: {_per(mon.pusher + mon.upkeep, mon.requests) or 'none'} "
-        f"(the usage pusher runs every {push_s} s). MONITOR lines are attributed to the server by its own "
+        f"(the usage pusher runs every {push_s} s, the telemetry flush every {flush_s} s). "
+        "MONITOR lines are attributed to the server by its own "
         f"connections' ports (from /proc); {mon.foreign} other clients' commands on db {db} were left out. "
         "Commandstats covers the whole Redis server, other clients included.",
         "",

@@ -175,6 +175,9 @@ HFT_MAX_KEY_HEADER_BYTES = int(os.environ.get("HFT_MAX_KEY_HEADER_BYTES", "256")
 HFT_PUBLIC_RATE = os.environ.get("HFT_PUBLIC_RATE", "60/m")
 HFT_LOGIN_RATE = os.environ.get("HFT_LOGIN_RATE", "10/m")
 PORT = int(os.environ.get("PORT", "8000"))
+# Freeze the start-up heap out of the garbage collector's full collections in ASGI server processes
+# (hftplatform/asgi.py); off only to compare.
+HFT_GC_FREEZE = env_bool("HFT_GC_FREEZE", True)
 
 # --- Market data ----------------------------------------------------------------------------------
 # Venue feeds, JSON (see .env.example and README "Feeds"); unset: the built-in simulated venue.
