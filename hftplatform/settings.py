@@ -75,6 +75,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early: it begins an API request's rate-limit round trip, which then runs while the rest of the chain,
+    # URL routing and DRF's set-up do (apps/tiers/authentication.py).
+    "apps.tiers.middleware.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -83,7 +86,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "apps.tiers.middleware.RateLimitHeadersMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 

@@ -33,7 +33,7 @@ from apps.tiers.exceptions import (
 from apps.tiers.models import APIKey, Customer
 from apps.tiers.services import redis_client
 from apps.tiers.services.catalog import TierInfo, load_offers, tier_info
-from apps.tiers.services.ratelimit import AUTH_GENERATION_KEY, LimitResult, limiter
+from apps.tiers.services.ratelimit import AUTH_GENERATION_KEY, LimitResult, PendingLimit, limiter
 
 _key_generator = KeyGenerator()
 # Unknown prefixes are cached too (so a flood of bad keys costs no SQL), up to this many.
@@ -191,6 +191,54 @@ def check_feature(principal: Principal, feature: str) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BegunAdmission:
+    """A request whose key checked out and whose rate-limit call is under way (see `begin_admission`)."""
+
+    raw_key: str
+    principal: Principal
+    address: IPAddress | None
+    remote_addr: str | None
+    forwarded_for: str | None
+    pending: PendingLimit
+
+
+def begin_admission(
+    *,
+    authorization: str | None,
+    x_api_key: str | None,
+    query_key: str | None,
+    remote_addr: str | None,
+    forwarded_for: str | None,
+    now_ms: int | None = None,
+) -> BegunAdmission:
+    """Authenticate a request and send its rate-limit call, without waiting for the answer.
+
+    Raises the tiers error that says why the key cannot be used. `finish_admission` reads the answer:
+    whatever the request does in between overlaps the Redis round trip.
+    """
+    raw_key = extract_key(authorization, x_api_key, query_key, settings.HFT_MAX_KEY_HEADER_BYTES)
+    principal = resolve_key(raw_key)
+    # Parsing the address costs on every request; only an allow-list needs it.
+    address = client_address(remote_addr, forwarded_for, _trusted_proxies()) if principal.networks else None
+    check_access(principal, address)
+    pending = limiter.begin(principal.customer_id, principal.tier.limits, now_ms)
+    return BegunAdmission(raw_key, principal, address, remote_addr, forwarded_for, pending)
+
+
+def finish_admission(begun: BegunAdmission) -> Admission:
+    """The admission of a begun request: its rate-limit answer (a refusal is in the result)."""
+    principal, address = begun.principal, begun.address
+    limit = begun.pending.result()
+    if limit.auth_generation is not None and key_cache.observe(limit.auth_generation):
+        # Staff changed something somewhere: judge this request by the fresh rows.
+        principal = resolve_key(begun.raw_key)
+        if principal.networks and address is None:
+            address = client_address(begun.remote_addr, begun.forwarded_for, _trusted_proxies())
+        check_access(principal, address)
+    return Admission(principal, limit, address)
+
+
 def admit_request(
     *,
     authorization: str | None,
@@ -201,19 +249,15 @@ def admit_request(
     now_ms: int | None = None,
 ) -> Admission:
     """Authenticate a request and spend one unit of its customer's rate limit (refusal is in the result)."""
-    raw_key = extract_key(authorization, x_api_key, query_key, settings.HFT_MAX_KEY_HEADER_BYTES)
-    principal = resolve_key(raw_key)
-    # Parsing the address costs on every request; only an allow-list needs it.
-    address = client_address(remote_addr, forwarded_for, _trusted_proxies()) if principal.networks else None
-    check_access(principal, address)
-    limit = limiter.hit(principal.customer_id, principal.tier.limits, now_ms)
-    if limit.auth_generation is not None and key_cache.observe(limit.auth_generation):
-        # Staff changed something somewhere: judge this request by the fresh rows.
-        principal = resolve_key(raw_key)
-        if principal.networks and address is None:
-            address = client_address(remote_addr, forwarded_for, _trusted_proxies())
-        check_access(principal, address)
-    return Admission(principal, limit, address)
+    begun = begin_admission(
+        authorization=authorization,
+        x_api_key=x_api_key,
+        query_key=query_key,
+        remote_addr=remote_addr,
+        forwarded_for=forwarded_for,
+        now_ms=now_ms,
+    )
+    return finish_admission(begun)
 
 
 _trusted_cache: tuple[tuple[str, ...], tuple[IPNetwork, ...]] = ((), ())

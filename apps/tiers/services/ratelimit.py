@@ -12,7 +12,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -74,33 +73,25 @@ class RedisLimiter:
     redis-py's Script call costs ~130 µs of Python per request (pool checkout, retries, wrappers);
     speaking the command on a bare connection costs a third of that (BENCHMARKS.md). Django runs each
     request's sync code in a thread of its own, so the connections are shared, not thread-local.
+
+    A call is split in two, `send` and `receive`, so the round trip can run while the request does other
+    work. Between them the connection belongs to that one call; `receive` puts it back on the list.
     """
+
+    MAX_PACKED = 10_000  # cached command encodings (customers and tier limits), dropped together past this
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._sha = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         self._idle: list[Any] = []  # list.pop/append are atomic: no lock on the hot path
+        self._packed: dict[tuple[int, Limits], bytes] = {}
 
-    def _evalsha(self, keys: list[str], args: Sequence[object]) -> list[Any]:
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._client.connection_pool.make_connection()
-        try:
-            try:
-                conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-                result = conn.read_response()
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
-                conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-                result = conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()
-            raise
-        self._idle.append(conn)
-        return cast(list[Any], result)
-
-    def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None, cost: int = 1) -> tuple[Decision, int]:
+    def _command(self, conn: Any, customer_id: int, limits: Limits, now_ms: int | None) -> bytes:
+        # With Redis's clock and a cost of one (every request), a customer's command never changes.
+        if now_ms is None:
+            packed = self._packed.get((customer_id, limits))
+            if packed is not None:
+                return packed
         keys = [f"hft:rl:{customer_id}", AUTH_GENERATION_KEY]
         args = [
             "" if now_ms is None else now_ms,
@@ -109,9 +100,45 @@ class RedisLimiter:
             limits.per_minute,
             limits.per_hour,
             limits.per_day,
-            cost,
+            1,
         ]
-        raw = self._evalsha(keys, args)
+        packed = b"".join(conn.pack_command("EVALSHA", self._sha, len(keys), *keys, *args))
+        if now_ms is None:
+            if len(self._packed) >= self.MAX_PACKED:
+                self._packed = {}
+            self._packed[(customer_id, limits)] = packed
+        return packed
+
+    def send(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> Any:
+        """Send one hit; returns the connection whose reply `receive` reads. Raises redis errors."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._client.connection_pool.make_connection()
+        # On a socket error redis-py disconnects the connection before raising; it is not put back.
+        conn.send_packed_command([self._command(conn, customer_id, limits, now_ms)], check_health=False)
+        return conn
+
+    def receive(self, conn: Any, customer_id: int, limits: Limits, now_ms: int | None = None) -> tuple[Decision, int]:
+        """Read the reply of `send` (the decision and the auth generation) and put the connection back."""
+        try:
+            try:
+                raw = conn.read_response()
+            except redis.exceptions.NoScriptError:
+                self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
+                conn.send_packed_command([self._command(conn, customer_id, limits, now_ms)], check_health=False)
+                raw = conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+            raise
+        self._idle.append(conn)
+        return self._decision(cast(list[Any], raw), limits)
+
+    def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> tuple[Decision, int]:
+        return self.receive(self.send(customer_id, limits, now_ms), customer_id, limits, now_ms)
+
+    @staticmethod
+    def _decision(raw: list[Any], limits: Limits) -> tuple[Decision, int]:
         denied = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
         now = int(raw[2])
         windows = tuple(
@@ -131,6 +158,58 @@ class RedisLimiter:
         return decision, int(raw[8])
 
 
+class PendingLimit:
+    """One request's limiter call under way: begun by `PlatformLimiter.begin`, answered by `result`.
+
+    Against Redis the script has been sent and its reply is read by the first `result()`, so the round
+    trip overlaps whatever the request does in between. Embedded, or with Redis down, the answer is
+    worked out by `result()` too (the "deny" fallback raises there, where the refusal is reported).
+    """
+
+    __slots__ = ("_conn", "_error", "_owner", "_redis", "_result", "customer_id", "is_embedded", "limits", "now_ms")
+
+    def __init__(
+        self,
+        owner: PlatformLimiter,
+        customer_id: int,
+        limits: Limits,
+        now_ms: int | None,
+        redis_limiter: RedisLimiter | None = None,
+        conn: Any = None,
+        *,
+        is_embedded: bool = False,
+    ) -> None:
+        self._owner = owner
+        self.is_embedded = is_embedded  # no Redis configured: the memory limiter is the limiter
+        self._redis = redis_limiter
+        self._conn = conn
+        self.customer_id = customer_id
+        self.limits = limits
+        self.now_ms = now_ms
+        self._result: LimitResult | None = None
+        self._error: RateLimiterUnavailable | None = None
+
+    @property
+    def is_answered(self) -> bool:
+        return self._result is not None or self._error is not None
+
+    def result(self) -> LimitResult:
+        """The answer, worked out once: later calls return it (or raise it) again, never spend again."""
+        result = self._result
+        if result is not None:
+            return result
+        if self._error is not None:
+            raise self._error
+        redis_limiter, conn = self._redis, self._conn
+        self._redis = self._conn = None
+        try:
+            result = self._result = self._owner._answer(self, redis_limiter, conn)
+        except RateLimiterUnavailable as error:
+            self._error = error
+            raise
+        return result
+
+
 class PlatformLimiter:
     """Redis when configured, with the documented fallback; memory when embedded."""
 
@@ -144,20 +223,41 @@ class PlatformLimiter:
             self._redis = RedisLimiter(client)
         return self._redis
 
-    def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> LimitResult:
+    def begin(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> PendingLimit:
+        """Start spending one request; against Redis the script is sent now and its reply read later."""
         client = redis_client.get_redis()
         if client is None:
-            return LimitResult(self.memory.hit(customer_id, limits, now_ms), None)
+            return PendingLimit(self, customer_id, limits, now_ms, is_embedded=True)
         if not redis_client.is_breaker_open():
+            redis_limiter = self._redis_limiter(client)
             try:
-                decision, generation = self._redis_limiter(client).hit(customer_id, limits, now_ms)
+                conn = redis_limiter.send(customer_id, limits, now_ms)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._redis_failed(exc)
+            else:
+                return PendingLimit(self, customer_id, limits, now_ms, redis_limiter, conn)
+        return PendingLimit(self, customer_id, limits, now_ms)
+
+    def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> LimitResult:
+        return self.begin(customer_id, limits, now_ms).result()
+
+    def _answer(self, pending: PendingLimit, redis_limiter: RedisLimiter | None, conn: Any) -> LimitResult:
+        customer_id, limits, now_ms = pending.customer_id, pending.limits, pending.now_ms
+        if redis_limiter is not None:
+            try:
+                decision, generation = redis_limiter.receive(conn, customer_id, limits, now_ms)
                 return LimitResult(decision, generation)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                logger.warning("rate limiter: Redis unreachable (%s); fallback %s", exc, self.fallback)
-                redis_client.trip_breaker()
+                self._redis_failed(exc)
+        elif pending.is_embedded:
+            return LimitResult(self.memory.hit(customer_id, limits, now_ms), None)
         if self.fallback == "deny":
             raise RateLimiterUnavailable("Rate limiting is unavailable; retry shortly.", headers={"Retry-After": "1"})
         return LimitResult(self.memory.hit(customer_id, limits, now_ms), None, is_degraded=True)
+
+    def _redis_failed(self, exc: Exception) -> None:
+        logger.warning("rate limiter: Redis unreachable (%s); fallback %s", exc, self.fallback)
+        redis_client.trip_breaker()
 
     @property
     def fallback(self) -> str:
