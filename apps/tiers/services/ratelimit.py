@@ -187,7 +187,7 @@ class PendingLimit:
         self.limits = limits
         self.now_ms = now_ms
         self._result: LimitResult | None = None
-        self._error: RateLimiterUnavailable | None = None
+        self._error: Exception | None = None
 
     @property
     def is_answered(self) -> bool:
@@ -204,7 +204,7 @@ class PendingLimit:
         self._redis = self._conn = None
         try:
             result = self._result = self._owner._answer(self, redis_limiter, conn)
-        except RateLimiterUnavailable as error:
+        except Exception as error:  # the "deny" refusal, or anything unforeseen: kept, so never spent twice
             self._error = error
             raise
         return result
