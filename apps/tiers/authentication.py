@@ -20,7 +20,7 @@ from rest_framework.request import Request
 
 from apps.tiers.domain.headers import rate_headers
 from apps.tiers.exceptions import RateLimited
-from apps.tiers.services.auth import BegunAdmission, Principal, admit_request, begin_admission, finish_admission
+from apps.tiers.services.auth import BegunAdmission, Principal, begin_admission, finish_admission
 
 ADMISSION_ATTR = "hft_admission"
 BEGUN_ATTR = "hft_begun_admission"
@@ -29,19 +29,23 @@ MAX_KNOWN_PATHS = 10_000
 _admitting_paths: set[str] = set()
 
 
+def _begin(request: HttpRequest) -> BegunAdmission:
+    meta = request.META
+    return begin_admission(
+        authorization=meta.get("HTTP_AUTHORIZATION"),
+        x_api_key=meta.get("HTTP_X_API_KEY"),
+        query_key=None,
+        remote_addr=meta.get("REMOTE_ADDR"),
+        forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"),
+    )
+
+
 def begin_early(request: HttpRequest) -> BegunAdmission | None:
     """Begin the admission of a request to a path known to authenticate by API key; None otherwise."""
     if request.path_info not in _admitting_paths:
         return None
-    meta = request.META
     try:
-        begun = begin_admission(
-            authorization=meta.get("HTTP_AUTHORIZATION"),
-            x_api_key=meta.get("HTTP_X_API_KEY"),
-            query_key=None,
-            remote_addr=meta.get("REMOTE_ADDR"),
-            forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"),
-        )
+        begun = _begin(request)
     except Exception:  # noqa: BLE001 - only an early start: the view's authentication redoes it and reports why
         return None
     setattr(request, BEGUN_ATTR, begun)
@@ -58,18 +62,10 @@ class APIKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Principal, Any]:
         django_request = request._request
         begun: BegunAdmission | None = getattr(django_request, BEGUN_ATTR, None)
-        if begun is not None:
-            admission = finish_admission(begun)
-        else:
-            meta = request.META
-            admission = admit_request(
-                authorization=meta.get("HTTP_AUTHORIZATION"),
-                x_api_key=meta.get("HTTP_X_API_KEY"),
-                query_key=None,
-                remote_addr=meta.get("REMOTE_ADDR"),
-                forwarded_for=meta.get("HTTP_X_FORWARDED_FOR"),
-            )
-            _remember_path(django_request.path_info)
+        if begun is None:
+            begun = _begin(django_request)
+            _remember_path(django_request.path_info)  # this path's view authenticates: begin early next time
+        admission = finish_admission(begun)
         # On the Django request, so the middleware can add headers and meter usage after rendering.
         setattr(django_request, ADMISSION_ATTR, admission)
         decision = admission.limit.decision

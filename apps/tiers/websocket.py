@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.middleware import BaseMiddleware
 
 from apps.tiers.exceptions import FeatureNotInTier, MissingKeyPermission, RateLimited, TiersError
-from apps.tiers.services.auth import Admission, admit_request
+from apps.tiers.services.auth import Admission, begin_admission, finish_admission
 from apps.tiers.services.connections import RENEW_S, connection_slots
 from apps.tiers.services.ratelimit import limiter
 
@@ -39,12 +39,14 @@ def admit_scope(scope: dict[str, Any]) -> Admission:
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     client = scope.get("client") or (None, None)
-    admission = admit_request(
-        authorization=headers.get("authorization"),
-        x_api_key=headers.get("x-api-key"),
-        query_key=(query.get("api_key") or [None])[0],
-        remote_addr=client[0],
-        forwarded_for=headers.get("x-forwarded-for"),
+    admission = finish_admission(
+        begin_admission(
+            authorization=headers.get("authorization"),
+            x_api_key=headers.get("x-api-key"),
+            query_key=(query.get("api_key") or [None])[0],
+            remote_addr=client[0],
+            forwarded_for=headers.get("x-forwarded-for"),
+        )
     )
     decision = admission.limit.decision
     if not decision.is_allowed:

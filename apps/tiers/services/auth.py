@@ -239,27 +239,6 @@ def finish_admission(begun: BegunAdmission) -> Admission:
     return Admission(principal, limit, address)
 
 
-def admit_request(
-    *,
-    authorization: str | None,
-    x_api_key: str | None,
-    query_key: str | None,
-    remote_addr: str | None,
-    forwarded_for: str | None,
-    now_ms: int | None = None,
-) -> Admission:
-    """Authenticate a request and spend one unit of its customer's rate limit (refusal is in the result)."""
-    begun = begin_admission(
-        authorization=authorization,
-        x_api_key=x_api_key,
-        query_key=query_key,
-        remote_addr=remote_addr,
-        forwarded_for=forwarded_for,
-        now_ms=now_ms,
-    )
-    return finish_admission(begun)
-
-
 _trusted_cache: tuple[tuple[str, ...], tuple[IPNetwork, ...]] = ((), ())
 
 
