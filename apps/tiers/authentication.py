@@ -6,8 +6,9 @@ its customer's limits, including those then refused for a missing feature or per
 It can be begun earlier: for a path whose view is known to authenticate this way (learnt from the
 requests that did), `begin_early` checks the key and sends the rate-limit call as the request enters
 the middleware chain, so the Redis round trip runs while Django routes the request and DRF sets up the
-view; `authenticate` then reads the answer. Anything that stops it early (a bad key, a cold cache)
-leaves the whole admission to `authenticate`, which reports it.
+view; `authenticate` then reads the answer. Anything that stops it early (a missing or bad key, a
+suspended customer, an address off the allow-list) leaves the whole admission to `authenticate`, which
+reports it.
 """
 
 from __future__ import annotations

@@ -134,9 +134,6 @@ class RedisLimiter:
         self._idle.append(conn)
         return self._decision(cast(list[Any], raw), limits)
 
-    def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> tuple[Decision, int]:
-        return self.receive(self.send(customer_id, limits, now_ms), customer_id, limits, now_ms)
-
     @staticmethod
     def _decision(raw: list[Any], limits: Limits) -> tuple[Decision, int]:
         denied = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
