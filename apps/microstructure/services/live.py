@@ -73,6 +73,10 @@ class MicrostructureService:
         # far back as it preloaded.
         self.started_ns: int | None = None
         self._trades_since: dict[str, int] = {}  # by symbol, where a preload reached further back
+        # Preloaded trades by key, True once placed: the live copy of one can still arrive after the preload
+        # (published just before the listener was added, delivered just after), and is then dropped.
+        self._preloaded: dict[tuple[str, str, str, int], bool] = {}
+        self._preloaded_until_ns = 0  # after this (the newest preloaded trade + PRELOAD_OVERLAP_NS), forgotten
         hub.add_trade_listener(self._pending.append)
 
     # --- feeding ------------------------------------------------------------------------------------
@@ -99,8 +103,18 @@ class MicrostructureService:
                 self.started_ns = now_ns
             for book in self.hub.books():
                 self._sample_locked(book, now_ns)
+            preloaded = self._preloaded
             while self._pending:
-                self._place_locked(self._pending.popleft())
+                trade = self._pending.popleft()
+                if preloaded:
+                    key = trade_key(trade)
+                    if preloaded.get(key):
+                        continue  # its preloaded copy is already placed
+                    if key in preloaded:
+                        preloaded[key] = True
+                self._place_locked(trade)
+            if preloaded and now_ns > self._preloaded_until_ns:
+                self._preloaded = {}
             for window in self._windows.values():
                 window.evict(now_ns)
 
@@ -154,7 +168,7 @@ class MicrostructureService:
 
     def preload(self, trades: list[Trade], *, since_ns: int | None = None, symbols: Iterable[str] = ()) -> int:
         """Trades from before this service existed (the bus's recent trades), ahead of the live ones; a trade
-        that also arrived live since the listener was added is taken once. Call before the sampler starts.
+        that also arrives live, before the preload or after it, is taken once. Call before the sampler starts.
         `since_ns` and `symbols`: the preload holds every trade of these symbols since then (the windows'
         coverage)."""
         if since_ns is not None:
@@ -163,6 +177,9 @@ class MicrostructureService:
         live = {trade_key(t) for t in self._pending}
         earlier = [t for t in trades if trade_key(t) not in live]
         self._pending.extendleft(reversed(earlier))
+        if earlier:
+            self._preloaded = dict.fromkeys(map(trade_key, earlier), False)
+            self._preloaded_until_ns = max(t.receive_ts_ns for t in earlier) + PRELOAD_OVERLAP_NS
         return len(earlier)
 
     # --- reading ------------------------------------------------------------------------------------
@@ -202,6 +219,10 @@ class MicrostructureService:
                 self._cache[(book, window_s)] = result
             out[window_s] = result
         return out
+
+
+# How late the live copy of a preloaded trade may still arrive and be recognised.
+PRELOAD_OVERLAP_NS = 60 * 1_000_000_000
 
 
 def trade_key(trade: Trade) -> tuple[str, str, str, int]:

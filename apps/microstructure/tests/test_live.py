@@ -10,6 +10,7 @@ import pytest
 from apps.microstructure.domain.metrics import METRIC_NAMES
 from apps.microstructure.services.live import LiveSettings, MicrostructureService, get_microstructure
 from apps.microstructure.tests.conftest import Feed, S
+from apps.orderbook.domain.events import Trade
 from apps.orderbook.services.market import get_hub, reset_market
 from apps.orderbook.tests.feeding import wait_for_hub
 
@@ -112,6 +113,22 @@ def test_the_process_service_follows_a_new_hub(feed: Feed) -> None:
     reset_market()
     assert get_microstructure() is not first
     assert get_microstructure().hub is get_hub()
+
+
+def test_a_preloaded_trade_whose_live_copy_arrives_after_the_preload_is_taken_once(feed: Feed) -> None:
+    feed.book([(650_000, 100_000_000)], [(650_010, 200_000_000)])
+    live = service()
+    t0 = time.time_ns()
+    early = Trade("okx", "BTC-USDT", "a", 650_010, 50_000_000, "buy", t0 - 2 * S, t0 - 2 * S)
+    late = Trade("okx", "BTC-USDT", "b", 650_000, 25_000_000, "sell", t0 - 1 * S, t0 - 1 * S)
+    live.add_trade(early)  # live before the preload
+    live.preload([early, late], since_ns=t0 - 300 * S, symbols=["BTC-USDT"])
+    live.add_trade(late)  # live after it: published before the listener was added, delivered after
+    live.tick(t0)
+    live.add_trade(late)  # once more, a tick later
+    live.tick(t0 + 100 * MS)
+    assert live.trades_seen == 2
+    assert value(live.metrics(OKX, (10,), t0 + 200 * MS), 10, "trade_count") == 2
 
 
 def test_with_redis_a_new_process_service_starts_with_the_recent_trades(market_redis: str) -> None:
