@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/http_handler.py --write
 	$(BIN)/python bench/auth_ratelimit.py --write
 	$(BIN)/python bench/ingest.py --write
 	$(BIN)/python bench/fanout.py --write

@@ -3,17 +3,22 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hftplatform.settings")
 # Django must be set up before anything imports models (the WebSocket routes do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
+from hftplatform.handler import SyncChainASGIHandler  # noqa: E402
 from hftplatform.routing import websocket_urlpatterns  # noqa: E402
+
+# Django's ASGIHandler, but running the middleware chain and view in one hop on a reused thread.
+django_asgi_app = SyncChainASGIHandler() if settings.HFT_SYNC_CHAIN_HANDLER else ASGIHandler()
 
 application = ProtocolTypeRouter(
     {

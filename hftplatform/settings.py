@@ -180,6 +180,9 @@ PORT = int(os.environ.get("PORT", "8000"))
 # Freeze the start-up heap out of the garbage collector's full collections in ASGI server processes
 # (hftplatform/asgi.py); off only to compare.
 HFT_GC_FREEZE = env_bool("HFT_GC_FREEZE", True)
+# Run Django's middleware chain and view in one hop on a reused thread (hftplatform/handler.py); 0 serves
+# HTTP with Django's stock ASGIHandler (a thread per request, three hand-offs), kept for comparison.
+HFT_SYNC_CHAIN_HANDLER = env_bool("HFT_SYNC_CHAIN_HANDLER", True)
 
 # --- Market data ----------------------------------------------------------------------------------
 # Venue feeds, JSON (see .env.example and README "Feeds"); unset: the built-in simulated venue.

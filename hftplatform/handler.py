@@ -1,0 +1,79 @@
+"""Django's HTTP side under ASGI, run the way its middleware is written: synchronously, on a reused thread.
+
+Django's stock `ASGIHandler` costs every request two things that these small machines feel (measured in
+BENCHMARKS.md, "HTTP handler"):
+
+- **A new thread per request.** It enters `ThreadSensitiveContext()` without an executor, so asgiref
+  starts a one-thread executor for the request and joins it afterwards (about 0.3 ms each time here).
+- **Hand-offs inside the request.** With middleware that can run synchronously (all of ours and the
+  third-party ones do), Django builds the chain around an asynchronous core: the event loop hands the
+  request to the thread, the thread hands the view lookup back to the loop (`async_to_sync`), and the loop
+  hands the view to the thread again, each leg a thread wake-up.
+
+`SyncChainASGIHandler` builds the middleware chain exactly as under WSGI and runs the whole of it, view
+included, in one thread-sensitive call, on a thread taken from a pool and given back afterwards (asgiref
+documents reusing an executor this way). Requests still run concurrently, each on its own thread, and
+database connections stay per thread as Django expects. Async views still work: Django's sync core runs
+them through `async_to_sync`, as under WSGI; this project has none.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponseBase
+
+# Idle request threads kept for reuse; a burst beyond this many concurrent requests starts threads that
+# end once their request is answered.
+MAX_IDLE_THREADS = 64
+
+
+class RequestThreads:
+    """The free list. Only the event loop's thread takes and gives back, so it needs no lock."""
+
+    def __init__(self, max_idle: int = MAX_IDLE_THREADS) -> None:
+        self.max_idle = max_idle
+        self._idle: list[ThreadPoolExecutor] = []
+
+    def take(self) -> ThreadPoolExecutor:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-request")
+
+    def give_back(self, thread: ThreadPoolExecutor) -> None:
+        # Idle by now: even when the client goes away, asgiref waits for the sync call it was running.
+        if len(self._idle) < self.max_idle:
+            self._idle.append(thread)
+        else:
+            thread.shutdown(wait=False)
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+
+class SyncChainASGIHandler(ASGIHandler):
+    def __init__(self, threads: RequestThreads | None = None) -> None:
+        self.threads = threads if threads is not None else RequestThreads()
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)  # the WSGI-shaped chain, view called directly
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        thread = self.threads.take()
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give_back(thread)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        response: HttpResponseBase = await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        return response

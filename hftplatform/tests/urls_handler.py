@@ -1,0 +1,75 @@
+"""Views that report where Django ran them, for the HTTP handler's tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+
+
+class ThreadProbeMiddleware:
+    """Notes which thread ran the middleware chain."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.probe_thread = threading.get_ident()
+        return self.get_response(request)
+
+
+# Set by tests: a barrier every /meet request waits at, and an event /hold waits for.
+meeting: dict[str, threading.Barrier] = {}
+release = threading.Event()
+held = threading.Event()
+
+
+def where(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            "thread": threading.get_ident(),
+            "thread_name": threading.current_thread().name,
+            "middleware_thread": getattr(request, "probe_thread", None),
+        }
+    )
+
+
+def meet(request: HttpRequest) -> JsonResponse:
+    meeting["barrier"].wait(timeout=10)  # raises BrokenBarrierError unless all arrive together
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+def hold(request: HttpRequest) -> JsonResponse:
+    held.set()
+    release.wait(timeout=10)
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+def database(request: HttpRequest) -> JsonResponse:
+    was_open = connection.connection is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        (one,) = cursor.fetchone()
+    # Django never closes an in-memory SQLite database's connection: closing would drop the database.
+    keeps_connection = connection.vendor == "sqlite" and connection.is_in_memory_db()
+    return JsonResponse(
+        {"thread": threading.get_ident(), "one": one, "was_open": was_open, "keeps_connection": keeps_connection}
+    )
+
+
+def boom(request: HttpRequest) -> JsonResponse:
+    raise RuntimeError("a view failed")
+
+
+urlpatterns = [
+    path("where", where),
+    path("meet", meet),
+    path("hold", hold),
+    path("database", database),
+    path("boom", boom),
+]
+
+handler500 = "hftplatform.views.server_error"
