@@ -2,8 +2,8 @@
 
 `hit` spends one request from a customer's bucket and windows, or refuses, and also reports the
 key-cache generation so processes learn of staff changes in the same round trip. When Redis cannot be
-reached the behaviour follows `HFT_RATELIMIT_ON_REDIS_DOWN`: "local" (default) falls back to the
-per-process memory limiter, "deny" refuses with 503.
+reached, or answers the script with an error, the behaviour follows `HFT_RATELIMIT_ON_REDIS_DOWN`:
+"local" (default) falls back to the per-process memory limiter, "deny" refuses with 503.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import hiredis
 import redis
 from django.conf import settings
 
@@ -67,15 +68,66 @@ class MemoryLimiter:
             self._windows.clear()
 
 
-class RedisLimiter:
-    """One EVALSHA per request, on a connection taken from a small free list of our own.
+class ScriptLink:
+    """One Redis connection spoken to directly: the packed EVALSHA onto its socket, the reply read by hiredis.
 
-    redis-py's Script call costs ~130 µs of Python per request (pool checkout, retries, wrappers);
-    speaking the command on a bare connection costs a third of that (BENCHMARKS.md). Django runs each
-    request's sync code in a thread of its own, so the connections are shared, not thread-local.
+    redis-py opens it (address, TLS, AUTH, database), so the URL means what it means everywhere else;
+    after that, redis-py's per-call layers (pool checkout, health checks, its parser's buffering) cost
+    more Python than the call itself, so the hot path skips them. Any socket failure closes the link and
+    raises redis-py's ConnectionError or TimeoutError, which the limiter's fallback handles.
+    """
+
+    __slots__ = ("_conn", "_reader", "_sock")
+
+    def __init__(self, conn: Any) -> None:
+        conn.connect()  # raises redis.ConnectionError / TimeoutError
+        self._conn = conn
+        self._sock = conn._sock  # redis-py's connected socket (plain or TLS), which it keeps as `_sock`
+        self._reader = hiredis.Reader(replyError=redis.exceptions.ResponseError)
+
+    def send(self, packed: bytes) -> None:
+        try:
+            self._sock.sendall(packed)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def read(self) -> Any:
+        """The next reply; an error reply is returned as a redis ResponseError, not raised."""
+        reader = self._reader
+        reply = reader.gets()
+        while reply is False:
+            try:
+                data = self._sock.recv(65536)
+            except OSError as exc:
+                raise self._failed(exc) from exc
+            if not data:
+                raise self._failed(ConnectionResetError("Redis closed the connection"))
+            reader.feed(data)
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:
+                raise self._failed(exc) from exc
+        return reply
+
+    def close(self) -> None:
+        self._conn.disconnect()
+
+    def _failed(self, exc: BaseException) -> redis.RedisError:
+        self.close()
+        if isinstance(exc, TimeoutError):
+            return redis.TimeoutError(f"Redis did not answer in time: {exc}")
+        return redis.ConnectionError(f"Redis connection lost: {exc}")
+
+
+class RedisLimiter:
+    """One EVALSHA per request, on a link taken from a small free list of our own (`ScriptLink`).
+
+    redis-py's Script call costs ~130 µs of Python per request (pool checkout, retries, wrappers); the
+    packed command on a bare socket costs a fraction of that (BENCHMARKS.md). Django runs requests'
+    sync code on several threads, so links are shared through the free list, not thread-local.
 
     A call is split in two, `send` and `receive`, so the round trip can run while the request does other
-    work. Between them the connection belongs to that one call; `receive` puts it back on the list.
+    work. Between them the link belongs to that one call; `receive` puts it back on the list.
     """
 
     MAX_PACKED = 10_000  # cached command encodings (customers and tier limits), dropped together past this
@@ -83,10 +135,10 @@ class RedisLimiter:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._sha = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
-        self._idle: list[Any] = []  # list.pop/append are atomic: no lock on the hot path
+        self._idle: list[ScriptLink] = []  # list.pop/append are atomic: no lock on the hot path
         self._packed: dict[tuple[int, Limits], bytes] = {}
 
-    def _command(self, conn: Any, customer_id: int, limits: Limits, now_ms: int | None) -> bytes:
+    def _command(self, customer_id: int, limits: Limits, now_ms: int | None) -> bytes:
         # With Redis's clock and a cost of one (every request), a customer's command never changes.
         if now_ms is None:
             packed = self._packed.get((customer_id, limits))
@@ -102,46 +154,46 @@ class RedisLimiter:
             limits.per_day,
             1,
         ]
-        packed = b"".join(conn.pack_command("EVALSHA", self._sha, len(keys), *keys, *args))
+        # cast: hiredis's stub types the argument as a one-element tuple.
+        packed = bytes(hiredis.pack_command(cast(Any, ("EVALSHA", self._sha, len(keys), *keys, *args))))
         if now_ms is None:
             if len(self._packed) >= self.MAX_PACKED:
                 self._packed = {}
             self._packed[(customer_id, limits)] = packed
         return packed
 
-    def send(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> Any:
-        """Send one hit; returns the connection whose reply `receive` reads. Raises redis errors."""
+    def send(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> ScriptLink:
+        """Send one hit; returns the link whose reply `receive` reads. Raises redis errors."""
         try:
-            conn = self._idle.pop()
+            link = self._idle.pop()
         except IndexError:
-            conn = self._client.connection_pool.make_connection()
-        # On a socket error redis-py disconnects the connection before raising; it is not put back.
-        conn.send_packed_command([self._command(conn, customer_id, limits, now_ms)], check_health=False)
-        return conn
+            link = ScriptLink(self._client.connection_pool.make_connection())
+        link.send(self._command(customer_id, limits, now_ms))  # a failed link is closed, not put back
+        return link
 
-    def receive(self, conn: Any, customer_id: int, limits: Limits, now_ms: int | None = None) -> tuple[Decision, int]:
-        """Read the reply of `send` (the decision and the auth generation) and put the connection back."""
-        try:
-            try:
-                raw = conn.read_response()
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
-                conn.send_packed_command([self._command(conn, customer_id, limits, now_ms)], check_health=False)
-                raw = conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()
-            raise
-        self._idle.append(conn)
+    def receive(
+        self, link: ScriptLink, customer_id: int, limits: Limits, now_ms: int | None = None
+    ) -> tuple[Decision, int]:
+        """Read the reply of `send` (the decision and the auth generation) and put the link back."""
+        raw = link.read()
+        if isinstance(raw, redis.exceptions.ResponseError):
+            if not str(raw).startswith("NOSCRIPT"):
+                self._idle.append(link)  # the link itself is fine: the script failed
+                raise raw
+            self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
+            link.send(self._command(customer_id, limits, now_ms))
+            raw = link.read()
+            if isinstance(raw, redis.exceptions.ResponseError):
+                self._idle.append(link)
+                raise raw
+        self._idle.append(link)
         return self._decision(cast(list[Any], raw), limits)
 
     @staticmethod
     def _decision(raw: list[Any], limits: Limits) -> tuple[Decision, int]:
-        denied = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
+        denied = raw[0].decode()
         now = int(raw[2])
-        windows = tuple(
-            WindowUsage(name, limits.window_limit(name), int(raw[5 + i]), window_end_ms(now, length))
-            for i, (name, length) in enumerate(WINDOWS)
-        )
+        minute, hour, day = WINDOWS
         decision = Decision(
             is_allowed=denied == "",
             denied_by=denied or None,
@@ -150,7 +202,11 @@ class RedisLimiter:
             burst_limit=limits.burst,
             burst_remaining=int(raw[3]),
             burst_full_in_ms=int(raw[4]),
-            windows=windows,
+            windows=(
+                WindowUsage(minute[0], limits.per_minute, int(raw[5]), window_end_ms(now, minute[1])),
+                WindowUsage(hour[0], limits.per_hour, int(raw[6]), window_end_ms(now, hour[1])),
+                WindowUsage(day[0], limits.per_day, int(raw[7]), window_end_ms(now, day[1])),
+            ),
         )
         return decision, int(raw[8])
 
@@ -163,7 +219,7 @@ class PendingLimit:
     worked out by `result()` too (the "deny" fallback raises there, where the refusal is reported).
     """
 
-    __slots__ = ("_conn", "_error", "_owner", "_redis", "_result", "customer_id", "is_embedded", "limits", "now_ms")
+    __slots__ = ("_error", "_link", "_owner", "_redis", "_result", "customer_id", "is_embedded", "limits", "now_ms")
 
     def __init__(
         self,
@@ -172,14 +228,14 @@ class PendingLimit:
         limits: Limits,
         now_ms: int | None,
         redis_limiter: RedisLimiter | None = None,
-        conn: Any = None,
+        link: ScriptLink | None = None,
         *,
         is_embedded: bool = False,
     ) -> None:
         self._owner = owner
         self.is_embedded = is_embedded  # no Redis configured: the memory limiter is the limiter
         self._redis = redis_limiter
-        self._conn = conn
+        self._link = link
         self.customer_id = customer_id
         self.limits = limits
         self.now_ms = now_ms
@@ -197,10 +253,10 @@ class PendingLimit:
             return result
         if self._error is not None:
             raise self._error
-        redis_limiter, conn = self._redis, self._conn
-        self._redis = self._conn = None
+        redis_limiter, link = self._redis, self._link
+        self._redis = self._link = None
         try:
-            result = self._result = self._owner._answer(self, redis_limiter, conn)
+            result = self._result = self._owner._answer(self, redis_limiter, link)
         except Exception as error:  # the "deny" refusal, or anything unforeseen: kept, so never spent twice
             self._error = error
             raise
@@ -228,23 +284,25 @@ class PlatformLimiter:
         if not redis_client.is_breaker_open():
             redis_limiter = self._redis_limiter(client)
             try:
-                conn = redis_limiter.send(customer_id, limits, now_ms)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                link = redis_limiter.send(customer_id, limits, now_ms)
+            except redis.RedisError as exc:
                 self._redis_failed(exc)
             else:
-                return PendingLimit(self, customer_id, limits, now_ms, redis_limiter, conn)
+                return PendingLimit(self, customer_id, limits, now_ms, redis_limiter, link)
         return PendingLimit(self, customer_id, limits, now_ms)
 
     def hit(self, customer_id: int, limits: Limits, now_ms: int | None = None) -> LimitResult:
         return self.begin(customer_id, limits, now_ms).result()
 
-    def _answer(self, pending: PendingLimit, redis_limiter: RedisLimiter | None, conn: Any) -> LimitResult:
+    def _answer(
+        self, pending: PendingLimit, redis_limiter: RedisLimiter | None, link: ScriptLink | None
+    ) -> LimitResult:
         customer_id, limits, now_ms = pending.customer_id, pending.limits, pending.now_ms
-        if redis_limiter is not None:
+        if redis_limiter is not None and link is not None:
             try:
-                decision, generation = redis_limiter.receive(conn, customer_id, limits, now_ms)
+                decision, generation = redis_limiter.receive(link, customer_id, limits, now_ms)
                 return LimitResult(decision, generation)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:  # unreachable, or an error reply (a clobbered key): same fallback
                 self._redis_failed(exc)
         elif pending.is_embedded:
             return LimitResult(self.memory.hit(customer_id, limits, now_ms), None)
@@ -253,7 +311,7 @@ class PlatformLimiter:
         return LimitResult(self.memory.hit(customer_id, limits, now_ms), None, is_degraded=True)
 
     def _redis_failed(self, exc: Exception) -> None:
-        logger.warning("rate limiter: Redis unreachable (%s); fallback %s", exc, self.fallback)
+        logger.warning("rate limiter: Redis failed (%s); fallback %s", exc, self.fallback)
         redis_client.trip_breaker()
 
     @property

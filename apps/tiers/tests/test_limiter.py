@@ -106,3 +106,49 @@ def test_redis_down_in_deny_mode_refuses_with_503_error(redis_down: None, settin
     settings.HFT_RATELIMIT_ON_REDIS_DOWN = "deny"
     with pytest.raises(RateLimiterUnavailable):
         PlatformLimiter().hit(1, LIMITS, MINUTE_START)
+
+
+def test_a_flushed_script_is_loaded_again_and_the_request_spent_once(use_redis: str) -> None:
+    client = redis_client.get_redis()
+    assert client is not None
+    limiter = PlatformLimiter()
+    assert limiter.hit(3, LIMITS, MINUTE_START).decision.is_allowed
+    client.script_flush()  # as after a Redis restart: the script is gone, the link still open
+    again = limiter.hit(3, LIMITS, MINUTE_START)
+    assert not again.is_degraded
+    assert {w.name: w.used for w in again.decision.windows}["minute"] == 2
+    assert again.decision.burst_remaining == LIMITS.burst - 2
+
+
+def test_a_link_redis_closed_falls_back_once_then_a_new_link_serves(
+    use_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis_client.get_redis()
+    assert client is not None
+    limiter = PlatformLimiter()
+    assert not limiter.hit(4, LIMITS, MINUTE_START).is_degraded
+    client.client_kill_filter(_type="normal", skipme=True)  # closes the limiter's link from Redis's side
+    lost = limiter.hit(4, LIMITS, MINUTE_START)
+    assert lost.is_degraded  # answered by the local limiter, per the default policy, not a 500
+    assert redis_client.is_breaker_open()
+    monkeypatch.setattr(redis_client, "_open_until", 0.0)  # as once the breaker's second has passed
+    back = limiter.hit(4, LIMITS, MINUTE_START)
+    assert not back.is_degraded
+    assert {w.name: w.used for w in back.decision.windows}["minute"] == 2  # Redis's count carried on
+
+
+def test_an_error_reply_takes_the_fallback_and_the_link_serves_on(
+    use_redis: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis_client.get_redis()
+    assert client is not None
+    settings.HFT_RATELIMIT_ON_REDIS_DOWN = "deny"
+    client.set("hft:rl:5", "not a hash")  # the script's HMGET answers WRONGTYPE
+    limiter = PlatformLimiter()
+    with pytest.raises(RateLimiterUnavailable):  # the documented refusal, not a 500
+        limiter.hit(5, LIMITS, MINUTE_START)
+    client.delete("hft:rl:5")
+    monkeypatch.setattr(redis_client, "_open_until", 0.0)
+    assert limiter.hit(5, LIMITS, MINUTE_START).decision.is_allowed
+    assert limiter._redis is not None
+    assert len(limiter._redis._idle) == 1  # the same link, read clean
