@@ -15,6 +15,9 @@ included, in one thread-sensitive call, on a thread taken from a pool and given 
 documents reusing an executor this way). Requests still run concurrently, each on its own thread, and
 database connections stay per thread as Django expects. Async views still work: Django's sync core runs
 them through `async_to_sync`, as under WSGI; this project has none.
+
+Its disconnect listener returns where Django's raises, which halves the reference cycles each request
+leaves for the garbage collector (see `listen_for_disconnect`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
@@ -73,6 +77,21 @@ class SyncChainASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
         finally:
             self.threads.give_back(thread)
+
+    async def listen_for_disconnect(self, receive: Any) -> None:
+        """Django's, but a disconnect returns instead of raising `RequestAborted`.
+
+        Django 5.2's `handle` only waits for this task to finish first (then cancels the request) and
+        ignores `RequestAborted`. Raised, the exception is stored in the task and its traceback holds
+        `handle`'s frame, whose locals hold the task: a reference cycle that keeps every request's whole
+        object graph (request, response, view, session) alive until a garbage collection, which then
+        frees thousands of objects at once, a pause of 5-20 ms every second or two under load.
+        Returned, all of it is freed as the request ends. A test pins the behaviour this relies on.
+        """
+        try:
+            await super().listen_for_disconnect(receive)
+        except RequestAborted:
+            return
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = await sync_to_async(self.get_response, thread_sensitive=True)(request)
