@@ -94,5 +94,42 @@ class SyncChainASGIHandler(ASGIHandler):
             return
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        response: HttpResponseBase = await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        response: HttpResponseBase = await sync_to_async(self._respond, thread_sensitive=True)(request)
         return response
+
+    def _respond(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        release_request_cycles(request, response)
+        return response
+
+
+def release_request_cycles(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Break the back-references Django and DRF leave among a request's objects once it is answered.
+
+    Left alone they make every request a reference cycle, so nothing of it is freed until a garbage
+    collection frees thousands of requests' objects at once (5-20 ms with the process stopped, every second
+    or two under load). Broken here, after the middleware chain has run and the response is rendered,
+    everything is freed by reference counting as the request ends. The links, all of them set up per
+    request and read only while the request is handled:
+
+    - DRF: the response's `renderer_context` holds the view and the DRF request; the view holds both
+      back; the DRF request's `parser_context` holds itself and the view.
+    - Django: a class-based view binds `head = get` on its own instance; AuthenticationMiddleware's
+      `request.user` and `request.auser` close over the request; MessageMiddleware's storage holds it.
+
+    A streaming response may still read the request while it is sent, so it is left alone.
+    """
+    if response.streaming:
+        return
+    context = getattr(response, "renderer_context", None)
+    if isinstance(context, dict):
+        drf_request = context.get("request")
+        view = context.get("view")
+        if drf_request is not None:
+            drf_request.parser_context = None
+        if view is not None:
+            view.__dict__.pop("head", None)
+        context.clear()
+    attributes: dict[str, Any] = request.__dict__
+    for name in ("user", "auser", "_messages"):
+        attributes.pop(name, None)

@@ -8,6 +8,11 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 
 class ThreadProbeMiddleware:
@@ -60,6 +65,14 @@ def database(request: HttpRequest) -> JsonResponse:
     )
 
 
+class DRFView(APIView):
+    authentication_classes: list[type[BaseAuthentication]] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        return Response({"thread": threading.get_ident()})
+
+
 def boom(request: HttpRequest) -> JsonResponse:
     raise RuntimeError("a view failed")
 
@@ -70,6 +83,7 @@ urlpatterns = [
     path("hold", hold),
     path("database", database),
     path("boom", boom),
+    path("drf", DRFView.as_view()),
 ]
 
 handler500 = "hftplatform.views.server_error"
