@@ -16,8 +16,9 @@ documents reusing an executor this way). Requests still run concurrently, each o
 database connections stay per thread as Django expects. Async views still work: Django's sync core runs
 them through `async_to_sync`, as under WSGI; this project has none.
 
-Its disconnect listener returns where Django's raises, which halves the reference cycles each request
-leaves for the garbage collector (see `listen_for_disconnect`).
+Nor does a request leave its objects in reference cycles for the garbage collector to find: the
+disconnect listener returns where Django's raises (`listen_for_disconnect`), and once the response is
+rendered the back-references Django and DRF set up per request are cut (`release_request_cycles`).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class SyncChainASGIHandler(ASGIHandler):
         `handle`'s frame, whose locals hold the task: a reference cycle that keeps every request's whole
         object graph (request, response, view, session) alive until a garbage collection, which then
         frees thousands of objects at once, a pause of 5-20 ms every second or two under load.
-        Returned, all of it is freed as the request ends. A test pins the behaviour this relies on.
+        Returned, none of that is kept. A Django whose `handle` cancels the request only when this
+        listener raises (Django's TaskGroup rewrite of `handle` works that way) would break this:
+        `test_a_request_whose_client_left_finishes_its_view_...` fails if that happens under us.
         """
         try:
             await super().listen_for_disconnect(receive)

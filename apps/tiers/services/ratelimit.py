@@ -180,7 +180,11 @@ class RedisLimiter:
             if not str(raw).startswith("NOSCRIPT"):
                 self._idle.append(link)  # the link itself is fine: the script failed
                 raise raw
-            self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
+            try:
+                self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
+            except redis.RedisError:
+                link.close()  # its request is answered by the fallback; the next call opens a new link
+                raise
             link.send(self._command(customer_id, limits, now_ms))
             raw = link.read()
             if isinstance(raw, redis.exceptions.ResponseError):
