@@ -39,12 +39,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.report import (  # noqa: E402
+    bench_command,
     bench_key,
     ensure_database,
     free_port,
     is_listening,
+    publish,
     running_process,
-    write_section,
 )
 
 VENV_BIN = Path(sys.executable).parent
@@ -647,12 +648,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
-    command = " ".join([".venv/bin/python", "bench/auth_ratelimit.py", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("auth_ratelimit.py", argv)
     section = render(args, results, command)
-    print()
-    print(section)
-    if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+    publish(section, write=args.write, start=SECTION_START, end=SECTION_END, intro=MD_INTRO)
     return 0
 
 

@@ -60,7 +60,7 @@ from bench.fanout_servers import (  # noqa: E402
     cpu_seconds,
     percentile,
 )
-from bench.report import UNLIMITED_RATES, free_port, write_section  # noqa: E402
+from bench.report import UNLIMITED_RATES, bench_command, free_port, publish  # noqa: E402
 
 SECTION_START = "<!-- fanout:start -->"
 SECTION_END = "<!-- fanout:end -->"
@@ -697,12 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = run_all(args)
-    command = " ".join([".venv/bin/python", "bench/fanout.py", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("fanout.py", argv)
     section = render(run, command)
-    print()
-    print(section)
-    if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+    publish(section, write=args.write, start=SECTION_START, end=SECTION_END, intro=MD_INTRO)
     return 0
 
 

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.auth_ratelimit import HOST, VENV_BIN, Block, build_request, run_block  # noqa: E402
-from bench.report import free_port, is_listening, running_process, write_section  # noqa: E402
+from bench.report import bench_command, free_port, is_listening, publish, running_process  # noqa: E402
 
 VARIANTS = ("stock", "ours")
 SECTION_START = "<!-- bench:http_handler:start -->"
@@ -215,12 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             server(envs["ours"], server_cpu, log_dir, "ours") as ours,
         ):
             phases = asyncio.run(drive(args, {"stock": stock, "ours": ours}))
-    command = " ".join([".venv/bin/python", "bench/http_handler.py", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("http_handler.py", argv)
     section = render(phases, command, started, time.monotonic() - t0, pinned)
-    print()
-    print(section)
-    if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+    publish(section, write=args.write, start=SECTION_START, end=SECTION_END, intro=MD_INTRO)
     return 0
 
 

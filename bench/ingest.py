@@ -47,7 +47,7 @@ from apps.orderbook.domain.simulator import SimulatedMarket  # noqa: E402
 from apps.orderbook.domain.venues.binance import BinanceProtocol  # noqa: E402
 from apps.orderbook.services.bus import InProcessBus, MarketDataBus, RedisBus  # noqa: E402
 from apps.orderbook.services.publisher import FeedPublisher, Precision  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish  # noqa: E402
 
 SECTION_START = "<!-- ingest:start -->"
 SECTION_END = "<!-- ingest:end -->"
@@ -451,9 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     client.flushdb()
     section = render(args, stream, results, facts, rows, events_per_frame)
-    print(section)
-    if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+    publish(section, write=args.write, start=SECTION_START, end=SECTION_END, intro=MD_INTRO)
     return 0
 
 

@@ -46,7 +46,7 @@ from apps.microstructure.domain.metrics import (  # noqa: E402
 )
 from apps.microstructure.domain.types import BUY, SELL, BookLevels, Scale, TopSample, TradeTick  # noqa: E402
 from apps.microstructure.domain.window import MarketWindow  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish  # noqa: E402
 
 SECTION_START = "<!-- bench:microstructure:start -->"
 SECTION_END = "<!-- bench:microstructure:end -->"
@@ -280,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         print(profile(variants["three windows"], args.calls, 20))
     section = render(args, times, facts)
-    print(section)
-    if args.write:
-        write_section(section, SECTION_START, SECTION_END, MD_INTRO)
+    publish(section, write=args.write, start=SECTION_START, end=SECTION_END, intro=MD_INTRO)
     return 0
 
 

@@ -48,12 +48,13 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.report import (  # noqa: E402
+    bench_command,
     bench_key,
     ensure_database,
     free_port,
     is_listening,
+    publish,
     running_process,
-    write_section,
 )
 
 VENV_BIN = Path(sys.executable).parent
@@ -556,17 +557,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
-    command = " ".join([".venv/bin/python", "bench/orders.py", *(sys.argv[1:] if argv is None else argv)])
-    section = render(args, results, command)
-    print()
-    print(section)
+    section = render(args, results, bench_command("orders.py", argv))
+    start, end = (REDIS_SECTION_START, REDIS_SECTION_END) if args.redis else (SECTION_START, SECTION_END)
+    publish(section, write=args.write, start=start, end=end, intro=MD_INTRO)
     if results["errors"]:
         print(f"non-200 answers: {dict(results['errors'])}; server log: {results['log']}")
-    if args.write:
-        if args.redis:
-            write_section(section, REDIS_SECTION_START, REDIS_SECTION_END, MD_INTRO)
-        else:
-            write_section(section, SECTION_START, SECTION_END, MD_INTRO)
     return 0
 
 

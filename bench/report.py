@@ -7,6 +7,7 @@ import contextlib
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,3 +110,16 @@ def write_section(section: str, start: str, end: str, intro: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     BENCHMARKS_MD.write_text(text)
     print(f"wrote {BENCHMARKS_MD.name}", flush=True)
+
+
+def bench_command(script: str, argv: list[str] | None) -> str:
+    """The command line a section records: the venv's python, `bench/<script>` and its arguments."""
+    return " ".join([".venv/bin/python", f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def publish(section: str, *, write: bool, start: str, end: str, intro: str) -> None:
+    """Print a benchmark's section; with `write` (its --write), also replace it in BENCHMARKS.md."""
+    print()
+    print(section)
+    if write:
+        write_section(section, start, end, intro)
