@@ -6,9 +6,10 @@ import random
 
 import pytest
 
+from telemetry import recorder as recorder_module
 from telemetry.hdr import Stats
 from telemetry.layout import HIGHEST_NS, NS_PER_S
-from telemetry.recorder import WindowedRecorder
+from telemetry.recorder import FOLD_CHUNK, WindowedRecorder
 from telemetry.stores import MemoryStore
 from telemetry.tests.conftest import Clock
 from telemetry.windows import WindowStats, read_buckets, read_windows
@@ -196,3 +197,43 @@ def test_a_long_store_outage_drops_finished_slots_but_keeps_the_counters(clock: 
     assert stats["5m"].stats.count == 2
     assert stats["1h"].stats.count == 3  # its 5 min block was live throughout
     assert read_buckets(store, NS)["s"].count == 3
+
+
+def test_a_paused_flush_folds_in_chunks_to_the_same_figures_and_keeps_what_arrives_meanwhile(clock: Clock) -> None:
+    values = [random.Random(7).randrange(1, 5 * NS_PER_S) for _ in range(1000)]
+    plain, chunked = MemoryStore(), MemoryStore()
+    plain_recorder, chunked_recorder = recorder_on(plain, clock), recorder_on(chunked, clock)
+    for value in values:
+        plain_recorder.record("s", value)
+        chunked_recorder.record("s", value)
+    pauses: list[int] = []
+
+    def pause() -> None:
+        pauses.append(len(chunked_recorder._pending))
+        chunked_recorder.record("s", 700)  # recording goes on during a pause: it waits for the next flush
+
+    plain_recorder.flush()
+    chunked_recorder.flush(pause=pause)
+    assert pauses == [1000 - n * FOLD_CHUNK + (n - 1) for n in range(1, -(-1000 // FOLD_CHUNK))]
+    assert windows(chunked, clock) == windows(plain, clock)
+    assert read_buckets(chunked, NS) == read_buckets(plain, NS)
+    chunked_recorder.flush()
+    assert read_buckets(chunked, NS)["s"].count == 1000 + len(pauses)
+
+
+def test_the_background_flush_pauses_between_chunks(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = recorder_on(MemoryStore(), clock)
+    pauses: list[object] = []
+
+    class Stop(BaseException):
+        pass
+
+    def flush(*, pause: object = None) -> None:
+        pauses.append(pause)
+        raise Stop  # ends the endless loop after one flush
+
+    monkeypatch.setattr(recorder, "flush", flush)
+    monkeypatch.setattr(recorder_module.time, "sleep", lambda seconds: None)
+    with pytest.raises(Stop):
+        recorder._flush_forever(2.0)
+    assert pauses == [recorder_module.pause_between_chunks]
