@@ -2,10 +2,11 @@
 
 Run from the repository root: `.venv/bin/python bench/auth_ratelimit.py [--write]`. It creates (if missing)
 and migrates a dedicated PostgreSQL database, provisions a non-public tier with limits too large to ever
-refuse, starts daphne with `bench.settings_auth`, and drives `/bench/bare` and `/bench/auth` from this
-process over keep-alive connections, alternating the two in rounds. Figures are medians across rounds;
-ratios and differences are taken within a round, so both variants share the machine's noise. Redis round
-trips come from `INFO commandstats` around the auth rounds, cross-checked with MONITOR on the bench db.
+refuse, starts daphne with `bench.settings_auth`, and drives `/bench/bare`, `/bench/trip` (the rate
+limiter's Redis round trip alone: the floor) and `/bench/auth` from this process over keep-alive
+connections, rotating their order in rounds. Figures are medians across rounds; ratios and differences are
+taken within a round, so the variants share the machine's noise. Redis round trips come from
+`INFO commandstats` around each variant's rounds, cross-checked with MONITOR on the bench db.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ SETTINGS_MODULE = "bench.settings_auth"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/hftplatform_bench"
 HOST = "127.0.0.1"
-VARIANTS = ("bare", "auth")
+# bare: no authentication. trip: bare plus the rate-limit script's one Redis round trip, nothing else
+# (bench/urls_auth.py), the floor of one round trip per request. auth: the project's defaults.
+VARIANTS = ("bare", "trip", "auth")
 TIER_SLUG = "bench-unlimited"
 CUSTOMER_NAME = "Bench unlimited"
 KEY_LABEL = "bench"
@@ -91,7 +94,7 @@ class Block:
 
 @dataclass
 class Phase:
-    """Several rounds at one concurrency, bare and auth alternating (the first variant alternates too)."""
+    """Several rounds at one concurrency, the variants in turn (which one goes first rotates every round)."""
 
     concurrency: int
     requests: int
@@ -101,14 +104,14 @@ class Phase:
     def median(self, variant: str, metric: str) -> float:
         return statistics.median(_metric(r[variant], metric) for r in self.rounds)
 
-    def median_ratio(self, metric: str) -> float:
-        return statistics.median(_metric(r["auth"], metric) / _metric(r["bare"], metric) for r in self.rounds)
+    def median_ratio(self, metric: str, variant: str = "auth") -> float:
+        return statistics.median(_metric(r[variant], metric) / _metric(r["bare"], metric) for r in self.rounds)
 
-    def added(self, metric: str) -> list[float]:
-        return sorted(_metric(r["auth"], metric) - _metric(r["bare"], metric) for r in self.rounds)
+    def added(self, metric: str, variant: str = "auth") -> list[float]:
+        return sorted(_metric(r[variant], metric) - _metric(r["bare"], metric) for r in self.rounds)
 
-    def median_added(self, metric: str) -> float:
-        return statistics.median(self.added(metric))
+    def median_added(self, metric: str, variant: str = "auth") -> float:
+        return statistics.median(self.added(metric, variant))
 
     def statuses(self, variant: str) -> Counter[int]:
         total: Counter[int] = Counter()
@@ -359,7 +362,8 @@ async def run_phase(
     redis_accounts: dict[str, RedisAccount] | None = None,
 ) -> None:
     for index in range(rounds):
-        order = VARIANTS if index % 2 == 0 else VARIANTS[::-1]
+        shift = index % len(VARIANTS)
+        order = VARIANTS[shift:] + VARIANTS[:shift]
         result: dict[str, Block] = {}
         for variant in order:
             before = command_stats(redis_client) if redis_client else None
@@ -514,15 +518,18 @@ def phase_table(phase: Phase) -> list[str]:
         return f"{added[0]:{fmt}} … {added[-1]:{fmt}}"
 
     rows = [
-        "| | bare | auth + rate limit | auth / bare | added by auth | added, range over rounds |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| | bare | auth + rate limit | auth / bare | added by auth | added, range over rounds "
+        "| round trip only | added by the round trip alone |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| requests/s | {phase.median('bare', 'rps'):,.0f} | {phase.median('auth', 'rps'):,.0f} "
-        f"| {phase.median_ratio('rps'):.3f} | {round(phase.median_added('rps')):+,} | {spread('rps', '+,.0f')} |",
+        f"| {phase.median_ratio('rps'):.3f} | {round(phase.median_added('rps')):+,} | {spread('rps', '+,.0f')} "
+        f"| {phase.median('trip', 'rps'):,.0f} | {round(phase.median_added('rps', 'trip')):+,} |",
     ]
     for metric in ("p50", "p95"):
         rows.append(
             f"| {metric} latency (ms) | {phase.median('bare', metric):.3f} | {phase.median('auth', metric):.3f} "
-            f"| {phase.median_ratio(metric):.3f} | {phase.median_added(metric):+.3f} | {spread(metric, '+.3f')} |"
+            f"| {phase.median_ratio(metric):.3f} | {phase.median_added(metric):+.3f} | {spread(metric, '+.3f')} "
+            f"| {phase.median('trip', metric):.3f} | {phase.median_added(metric, 'trip'):+.3f} |"
         )
     return rows
 
@@ -535,22 +542,27 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
 
-def p95_verdict(phase: Phase) -> str:
-    added = phase.median_added("p95")
+def p95_verdict(phase: Phase, variant: str = "auth") -> str:
+    added = phase.median_added("p95", variant)
     over = f", {added - P95_TARGET_MS:.3f} ms over" if added > P95_TARGET_MS else ""
     return f"{verdict(added <= P95_TARGET_MS)} ({added:+.3f} ms{over})"
+
+
+def extra_us(phase: Phase, variant: str) -> float:
+    """Server time a variant adds per request over bare, from the saturated throughputs (1/rps - 1/bare rps)."""
+    return statistics.median((1 / r[variant].rps - 1 / r["bare"].rps) * 1e6 for r in phase.rounds)
 
 
 def render(args: argparse.Namespace, res: Results, command: str) -> str:
     ph = res.phases
     load, paced, serial = ph.load, ph.paced, ph.serial
-    auth, bare = ph.redis["auth"], ph.redis["bare"]
+    auth, bare, trip = ph.redis["auth"], ph.redis["bare"], ph.redis["trip"]
     evalsha = auth.per_request("evalsha")
     mon = ph.monitor
     trips = mon.per_request(mon.request_path)
     db = urlsplit(args.redis_url).path.lstrip("/")
     phases = (load, paced, serial)
-    refusals = sum(p.statuses("auth")[429] for p in phases)
+    refusals = sum(p.statuses(v)[429] for p in phases for v in VARIANTS)
     errors = sum(n for p in phases for v in VARIANTS for code, n in p.statuses(v).items() if code not in {200, 429})
     push_s = os.environ.get("HFT_USAGE_PUSH_S", "2")
     flush_s = os.environ.get("HFT_LATENCY_PUSH_S", "2")
@@ -563,6 +575,10 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         'The same trivial DRF endpoint (`{"ok": true}`) served by one daphne process, bare '
         "(`authentication_classes = []`, `AllowAny`) and with the project defaults (API key → cached principal, "
         "one Redis Lua call for bucket + windows, key permission check, rate-limit headers, usage metering). "
+        "A third variant, *round trip only*, is bare plus the rate-limit script's one Redis round trip, sent as "
+        "the request enters the middleware chain and read as it leaves (as the real admission does), with no "
+        "key check, header or metering (`bench/urls_auth.py`): what any design that spends from a shared "
+        "Redis bucket on every request pays at least. "
         "Generated by the command below; do not edit between the markers.",
         "",
         f"- Command: `{command}` (from the repository root)",
@@ -573,8 +589,8 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         f"- Pinning: {res.pinned}",
         f"- Server: one daphne process (`-v 0`, no access log), `DEBUG` off, Redis db {db}, PostgreSQL not touched "
         "once warm, usage pusher thread on; the key's tier is a non-public one whose limits the run cannot reach",
-        f"- Method: {args.warmup:,} warm-up requests per variant, then {args.rounds} rounds per phase, bare and auth "
-        "alternating (order flipped every round). Figures are medians across rounds; the ratio and "
+        f"- Method: {args.warmup:,} warm-up requests per variant, then {args.rounds} rounds per phase, the three "
+        "variants in turn (which goes first rotates every round). Figures are medians across rounds; the ratio and "
         "added columns are medians of each round's ratio and difference, and the range is their spread over the "
         "rounds. Latency is measured by the client (this process), from when a request was due.",
         "",
@@ -596,15 +612,17 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         "",
         "### Redis",
         "",
-        "| | per auth request | per bare request |",
-        "|---|---:|---:|",
-        f"| EVALSHA calls (INFO commandstats, saturated rounds) | {evalsha:.4f} | {bare.per_request('evalsha'):.4f} |",
-        f"| Redis time per EVALSHA, whole script (µs, commandstats) | {auth.usec_per_call('evalsha'):.1f} | |",
+        "| | per auth request | per bare request | per round-trip-only request |",
+        "|---|---:|---:|---:|",
+        f"| EVALSHA calls (INFO commandstats, saturated rounds) | {evalsha:.4f} | {bare.per_request('evalsha'):.4f} "
+        f"| {trip.per_request('evalsha'):.4f} |",
+        f"| Redis time per EVALSHA, whole script (µs, commandstats) | {auth.usec_per_call('evalsha'):.1f} | "
+        f"| {trip.usec_per_call('evalsha'):.1f} |",
         f"| all commands, including those run inside Lua (INFO commandstats, whole server) "
-        f"| {auth.per_request():.4f} | {bare.per_request():.4f} |",
-        f"| server's round trips on the request path (MONITOR, {mon.requests} untimed requests) | {trips:.4f} | |",
+        f"| {auth.per_request():.4f} | {bare.per_request():.4f} | {trip.per_request():.4f} |",
+        f"| server's round trips on the request path (MONITOR, {mon.requests} untimed requests) | {trips:.4f} | | |",
         f"| usage pusher, telemetry flush and connection upkeep (MONITOR, off the request path) "
-        f"| {mon.per_request(mon.pusher) + mon.per_request(mon.upkeep):.4f} | |",
+        f"| {mon.per_request(mon.pusher) + mon.per_request(mon.upkeep):.4f} | | |",
         "",
         f"Request-path commands: {_per(mon.request_path, mon.requests)}. Run inside the script, per request: "
         f"{_per(mon.lua, mon.requests)}. Off the path: {_per(mon.pusher + mon.upkeep, mon.requests) or 'none'} "
@@ -619,6 +637,11 @@ def render(args: argparse.Namespace, res: Results, command: str) -> str:
         "",
         f"- ≤ {P95_TARGET_MS} ms p95 added: saturated {p95_verdict(load)}; paced {p95_verdict(paced)}; "
         f"one connection {p95_verdict(serial)}.",
+        f"- The round trip alone, against the same {P95_TARGET_MS} ms: saturated {p95_verdict(load, 'trip')}; "
+        f"paced {p95_verdict(paced, 'trip')}; one connection {p95_verdict(serial, 'trip')}. Extra server time "
+        "per request from the saturated throughputs: round trip alone "
+        f"{extra_us(load, 'trip'):.0f} µs, auth {extra_us(load, 'auth'):.0f} µs; at {load.concurrency} requests "
+        f"in flight {P95_TARGET_MS} ms allows about {P95_TARGET_MS * 1000 / load.concurrency:.0f} µs.",
         f"- One Redis round trip per request: {verdict(round(trips, 2) <= ROUND_TRIP_TARGET)} "
         f"({trips:.3f} request-path commands per request; EVALSHA {evalsha:.3f} per request).",
         f"- Throughput at saturation: auth serves {load.median_ratio('rps'):.1%} of bare's requests/s.",
@@ -632,7 +655,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section in BENCHMARKS.md")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in the loaded phase")
     parser.add_argument("--requests", type=int, default=600, help="requests per variant per saturated round")
-    parser.add_argument("--paced-requests", type=int, default=200, help="requests per variant per paced round")
+    parser.add_argument("--paced-requests", type=int, default=600, help="requests per variant per paced round")
     parser.add_argument("--paced-share", type=float, default=0.5, help="paced rate as a share of bare's saturated rate")
     parser.add_argument("--serial-requests", type=int, default=200, help="requests per variant per 1-conn round")
     parser.add_argument("--rounds", type=int, default=7)
