@@ -30,6 +30,9 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
+from rest_framework.serializers import BaseSerializer
+
+from apps.orderbook.drf import release_serializer
 
 # Idle request threads kept for reuse; a burst beyond this many concurrent requests starts threads that
 # end once their request is answered.
@@ -117,6 +120,9 @@ def release_request_cycles(request: HttpRequest, response: HttpResponseBase) -> 
 
     - DRF: the response's `renderer_context` holds the view and the DRF request; the view holds both
       back; the DRF request's `parser_context` holds itself and the view.
+    - DRF serializers: a response whose data a serializer produced (`ReturnDict`/`ReturnList`) holds it,
+      and a serializer and its fields point at each other (`apps.orderbook.drf.release_serializer`; views
+      release the serializers of their input themselves, with `validated`).
     - Django: a class-based view binds `head = get` on its own instance; AuthenticationMiddleware's
       `request.user` and `request.auser` close over the request; MessageMiddleware's storage holds it.
 
@@ -133,6 +139,9 @@ def release_request_cycles(request: HttpRequest, response: HttpResponseBase) -> 
         if view is not None:
             view.__dict__.pop("head", None)
         context.clear()
+    serializer = getattr(getattr(response, "data", None), "serializer", None)
+    if isinstance(serializer, BaseSerializer):
+        release_serializer(serializer)
     attributes: dict[str, Any] = request.__dict__
     for name in ("user", "auser", "_messages"):
         attributes.pop(name, None)

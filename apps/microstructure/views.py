@@ -14,6 +14,7 @@ from apps.microstructure.serializers import (
     MetricsSerializer,
 )
 from apps.microstructure.services.reads import live_metrics, metric_history, resolve_target
+from apps.orderbook.drf import validated
 
 PAIR = OpenApiParameter("pair", str, OpenApiParameter.PATH, description="BTC-USD or BTC/USD")
 
@@ -26,9 +27,7 @@ class MicrostructureView(APIView):
     )
     def get(self, request: Request, pair: str) -> Response:
         """Every metric over 10 s, 1 m and 5 m (or the `window` asked), from this process's live windows."""
-        query = MetricsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = validated(MetricsQuerySerializer(data=request.query_params))
         return Response(live_metrics(resolve_target(pair, data.get("venue"), data.get("window"))))
 
 
@@ -41,9 +40,7 @@ class MicrostructureHistoryView(APIView):
     def get(self, request: Request, pair: str) -> Response:
         """One metric's 1 s or 1 m bars in [from, to], oldest first; at most `limit` (1,000 by default and at
         most HFT_MICRO_HISTORY_MAX_ROWS), with `next_from_ns` to page on."""
-        query = HistoryQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = validated(HistoryQuerySerializer(data=request.query_params))
         body = metric_history(
             pair, data.get("venue"), data["metric"], data["interval"], data.get("from"), data.get("to"), data["limit"]
         )

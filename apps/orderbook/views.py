@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.orderbook.drf import validated
 from apps.orderbook.serializers import (
     DeltasQuerySerializer,
     DeltasSerializer,
@@ -43,14 +44,11 @@ class BookSnapshotView(APIView):
     @extend_schema(parameters=[PAIR, SnapshotQuerySerializer], responses=SnapshotSerializer, operation_id="snapshot")
     def get(self, request: Request, pair: str) -> Response:
         """The book now, from this process's replica; depth is capped by your tier."""
-        query = SnapshotQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = validated(SnapshotQuerySerializer(data=request.query_params))
         cap = tier_limit(request, "max_book_depth")
-        requested = query.validated_data.get("depth", DEFAULT_DEPTH if cap is None else min(cap, DEFAULT_DEPTH))
+        requested = query.get("depth", DEFAULT_DEPTH if cap is None else min(cap, DEFAULT_DEPTH))
         depth = requested if cap is None else min(requested, cap)
-        body = book_snapshot(
-            pair, query.validated_data.get("venue"), depth, breakdown=query.validated_data["breakdown"]
-        )
+        body = book_snapshot(pair, query.get("venue"), depth, breakdown=query["breakdown"])
         body["depth_capped"] = depth < requested
         return Response(body)
 
@@ -61,9 +59,7 @@ class BookDeltasView(APIView):
     @extend_schema(parameters=[PAIR, DeltasQuerySerializer], responses=DeltasSerializer, operation_id="deltas")
     def get(self, request: Request, pair: str) -> Response:
         """Deltas since_sequence+1, +2, ... in order (resets included as `snapshot`); 410 past your history."""
-        query = DeltasQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = validated(DeltasQuerySerializer(data=request.query_params))
         return Response(
             book_deltas(
                 pair,
@@ -82,7 +78,6 @@ class BookLatencyView(APIView):
     def get(self, request: Request, pair: str) -> Response:
         """Latency per stage over 1 m, 5 m and 1 h, every web process merged: count, p50, p95, p99, p99.9 and
         max in microseconds (decimal strings to the ns; HDR histograms, within 0.1%, never below)."""
-        query = LatencyQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        symbol, label, book = resolve_book(pair, query.validated_data.get("venue"))
+        query = validated(LatencyQuerySerializer(data=request.query_params))
+        symbol, label, book = resolve_book(pair, query.get("venue"))
         return Response(latency_report(symbol, label, book))

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.orderbook.drf import validated
 from apps.orderbook.services.feeds import normalise_symbol
 from apps.orders.domain.types import OrderStatus, Reason
 from apps.orders.exceptions import OrderNotFound
@@ -84,9 +85,7 @@ class PlaceBatchView(APIView):
     @extend_schema(request=BatchInSerializer, responses=BatchOutSerializer, operation_id="orders_batch")
     def post(self, request: Request) -> Response:
         """Place up to your tier's batch size of orders; one result per order, in request order."""
-        body = BatchInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = validated(BatchInSerializer(data=request.data))
         parse = OrderInSerializer()
         orders = [parse.to_request(item, generated_id()) for item in data["orders"]]
         results = place_orders(
@@ -120,9 +119,9 @@ class OrdersView(APIView):
     def post(self, request: Request) -> Response:
         """Place one order: 201 placed, 200 a retry of a known client_order_id (or validate_only), 422 rejected."""
         body = PlaceOrderInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        order = body.to_request(body.validated_data, generated_id())
-        validate_only = body.validated_data["validate_only"]
+        data = validated(body)
+        order = body.to_request(data, generated_id())
+        validate_only = data["validate_only"]
         [result] = place_orders(principal_of(request), [order], validate_only=validate_only)
         rendered = render_result(result, symbols_by_id())
         if result.status == OrderStatus.REJECTED and not result.is_duplicate:
@@ -134,9 +133,7 @@ class OrdersView(APIView):
     @extend_schema(parameters=[OrderListQuerySerializer], responses=OrderPageOutSerializer, operation_id="orders_list")
     def get(self, request: Request) -> Response:
         """Your orders, newest first; filter by status (or OPEN) and pair; page with next_cursor."""
-        query = OrderListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = validated(OrderListQuerySerializer(data=request.query_params))
         page = queries.list_orders(
             principal_of(request).customer_id,
             status=data.get("status"),
@@ -186,9 +183,8 @@ class CancelBatchView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Cancel several orders by id; per id: canceled, or order_not_found / order_not_open."""
-        body = CancelBatchInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        results = cancel_orders(principal_of(request).customer_id, body.validated_data["order_ids"])
+        body = validated(CancelBatchInSerializer(data=request.data))
+        results = cancel_orders(principal_of(request).customer_id, body["order_ids"])
         return Response({"results": [render_cancel(r) for r in results]})
 
 
@@ -198,9 +194,7 @@ class CancelAllView(APIView):
     @extend_schema(request=CancelAllInSerializer, responses=CancelAllOutSerializer, operation_id="orders_cancel_all")
     def post(self, request: Request) -> Response:
         """Cancel every open order (of one pair if given)."""
-        body = CancelAllInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        pair = body.validated_data.get("pair")
+        pair = validated(CancelAllInSerializer(data=request.data)).get("pair")
         count = cancel_all_orders(
             principal_of(request).customer_id, Reason.CANCELED_BY_CUSTOMER, normalise_symbol(pair) if pair else None
         )
@@ -217,9 +211,7 @@ class CancelAllAfterView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Dead man's switch: cancel all open orders unless called again within timeout_ms; 0 disarms."""
-        body = CancelAllAfterInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        timeout_ms = body.validated_data["timeout_ms"]
+        timeout_ms = validated(CancelAllAfterInSerializer(data=request.data))["timeout_ms"]
         switch = arm_switch(principal_of(request).customer_id, timeout_ms, timezone.now())
         fires_at = switch.fires_at
         return Response(

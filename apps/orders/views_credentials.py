@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.orderbook.drf import validated
 from apps.orders.models import VenueCredential
 from apps.orders.serializers_credentials import VenueCredentialInSerializer, VenueCredentialOutSerializer
 from apps.orders.services.credentials import (
@@ -56,9 +57,7 @@ class VenueCredentialView(APIView):
     )
     def put(self, request: Request, venue: str) -> Response:
         """Store your API key and secret for a live venue (201), or replace the stored one (200)."""
-        body = VenueCredentialInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = validated(VenueCredentialInSerializer(data=request.data))
         credential, is_created = put_venue_credential(
             principal_of(request).customer_id, venue, data["api_key"], data["api_secret"]
         )

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from apps.orderbook.drf import validated
 
 
 class ThreadProbeMiddleware:
@@ -73,6 +76,28 @@ class DRFView(APIView):
         return Response({"thread": threading.get_ident()})
 
 
+class ItemSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+
+
+class QuerySerializer(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField())
+    limit = serializers.IntegerField(default=10)
+
+
+class PageSerializer(serializers.Serializer):
+    items = ItemSerializer(many=True)
+    names = serializers.ListField(child=serializers.CharField())
+
+
+class DRFSerializersView(DRFView):
+    """Validates input with a serializer (`validated`) and answers with another's `data`, nested and listed."""
+
+    def get(self, request: Request) -> Response:
+        query = validated(QuerySerializer(data={"tags": ["a", "b"], "limit": "5"}))
+        return Response(PageSerializer({"items": [{"n": query["limit"]}], "names": query["tags"]}).data)
+
+
 def boom(request: HttpRequest) -> JsonResponse:
     raise RuntimeError("a view failed")
 
@@ -84,6 +109,7 @@ urlpatterns = [
     path("database", database),
     path("boom", boom),
     path("drf", DRFView.as_view()),
+    path("drf-serializers", DRFSerializersView.as_view()),
 ]
 
 handler500 = "hftplatform.views.server_error"
