@@ -8,7 +8,7 @@ from hftplatform import metrics, views
 
 urlpatterns = [
     path("", views.LandingView.as_view(), name="landing"),
-    path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("healthz", views.health, name="healthz"),
     path("metrics", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/login/", views.RateLimitedAdminLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),

@@ -181,7 +181,7 @@ def cyclic_garbage_of(handler: SyncChainASGIHandler, path: str) -> list[str]:
         gc.garbage.clear()
 
 
-@pytest.mark.parametrize("path", ["/where", "/drf", "/drf-serializers"])
+@pytest.mark.parametrize("path", ["/where", "/drf", "/drf-serializers", "/healthz"])
 def test_a_finished_request_leaves_nothing_for_the_garbage_collector(handler: SyncChainASGIHandler, path: str) -> None:
     # Without `release_request_cycles` and the quiet disconnect listener, each request here left 50-100
     # objects in cycles (the request, the session, DRF's request, view and response, the tasks); the

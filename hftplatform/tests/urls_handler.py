@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.orderbook.drf import validated
+from hftplatform.views import health
 
 
 class ThreadProbeMiddleware:
@@ -110,6 +111,7 @@ urlpatterns = [
     path("boom", boom),
     path("drf", DRFView.as_view()),
     path("drf-serializers", DRFSerializersView.as_view()),
+    path("healthz", health),
 ]
 
 handler500 = "hftplatform.views.server_error"
