@@ -16,10 +16,13 @@ from rest_framework.serializers import BaseSerializer
 
 
 def validated(serializer: BaseSerializer[Any]) -> dict[str, Any]:
-    """The serializer's validated data, its cycles released; invalid input raises ValidationError (a 400)."""
-    serializer.is_valid(raise_exception=True)
-    data: dict[str, Any] = serializer.validated_data
-    release_serializer(serializer)
+    """The serializer's validated data, its cycles released; invalid input raises ValidationError (a 400),
+    and is released too (the error's detail keeps the serializer, not its fields)."""
+    try:
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = serializer.validated_data
+    finally:
+        release_serializer(serializer)
     return data
 
 

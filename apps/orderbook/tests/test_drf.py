@@ -64,3 +64,11 @@ def test_a_used_serializer_is_a_reference_cycle_until_released() -> None:
     assert cyclic_garbage(lambda: used(release=False))  # the premise: DRF leaves cycles
     assert cyclic_garbage(lambda: used(release=True)) == []
     assert cyclic_garbage(lambda: validated(OrderSerializer(data=BODY))) == []
+
+
+def test_refused_input_leaves_no_cycle_either() -> None:
+    def refused() -> None:
+        with pytest.raises(ValidationError):
+            validated(OrderSerializer(data={**BODY, "tags": "not a list"}))
+
+    assert cyclic_garbage(refused) == []
