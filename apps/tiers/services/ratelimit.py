@@ -128,6 +128,9 @@ class RedisLimiter:
 
     A call is split in two, `send` and `receive`, so the round trip can run while the request does other
     work. Between them the link belongs to that one call; `receive` puts it back on the list.
+
+    A link that fails (Redis restarted, or dropped its clients) takes the idle ones with it: they lead to the
+    same server and are as dead, and each would otherwise fail one more request once the breaker closes.
     """
 
     MAX_PACKED = 10_000  # cached command encodings (customers and tier limits), dropped together past this
@@ -168,25 +171,43 @@ class RedisLimiter:
             link = self._idle.pop()
         except IndexError:
             link = ScriptLink(self._client.connection_pool.make_connection())
-        link.send(self._command(customer_id, limits, now_ms))  # a failed link is closed, not put back
+        try:
+            link.send(self._command(customer_id, limits, now_ms))  # a failed link is closed, not put back
+        except redis.RedisError:
+            self.discard_idle()
+            raise
         return link
+
+    def discard_idle(self) -> None:
+        """Close every idle link (the next calls open new ones)."""
+        while True:
+            try:
+                link = self._idle.pop()
+            except IndexError:
+                return
+            link.close()
 
     def receive(
         self, link: ScriptLink, customer_id: int, limits: Limits, now_ms: int | None = None
     ) -> tuple[Decision, int]:
         """Read the reply of `send` (the decision and the auth generation) and put the link back."""
-        raw = link.read()
+        try:
+            raw = link.read()
+        except redis.RedisError:  # the link failed (and is closed): a connection error or a timeout
+            self.discard_idle()
+            raise
         if isinstance(raw, redis.exceptions.ResponseError):
             if not str(raw).startswith("NOSCRIPT"):
                 self._idle.append(link)  # the link itself is fine: the script failed
                 raise raw
             try:
                 self._client.script_load(LUA_SOURCE)  # a new or restarted Redis: load once, then retry
+                link.send(self._command(customer_id, limits, now_ms))
+                raw = link.read()
             except redis.RedisError:
                 link.close()  # its request is answered by the fallback; the next call opens a new link
+                self.discard_idle()
                 raise
-            link.send(self._command(customer_id, limits, now_ms))
-            raw = link.read()
             if isinstance(raw, redis.exceptions.ResponseError):
                 self._idle.append(link)
                 raise raw

@@ -137,6 +137,25 @@ def test_a_link_redis_closed_falls_back_once_then_a_new_link_serves(
     assert {w.name: w.used for w in back.decision.windows}["minute"] == 2  # Redis's count carried on
 
 
+def test_after_redis_drops_its_clients_one_request_falls_back_not_one_per_idle_link(
+    use_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis_client.get_redis()
+    assert client is not None
+    limiter = PlatformLimiter()
+    in_flight = [limiter.begin(6, LIMITS, MINUTE_START) for _ in range(3)]  # three links in use at once
+    assert not any(pending.result().is_degraded for pending in in_flight)
+    assert limiter._redis is not None
+    assert len(limiter._redis._idle) == 3
+    client.client_kill_filter(_type="normal", skipme=True)  # as a Redis restart does to every link
+    assert limiter.hit(6, LIMITS, MINUTE_START).is_degraded
+    assert limiter._redis._idle == []  # the idle links went with the one that failed
+    monkeypatch.setattr(redis_client, "_open_until", 0.0)  # the breaker's second has passed
+    back = limiter.hit(6, LIMITS, MINUTE_START)
+    assert not back.is_degraded  # a new link, not the next dead one
+    assert {w.name: w.used for w in back.decision.windows}["minute"] == 4
+
+
 def test_an_error_reply_takes_the_fallback_and_the_link_serves_on(
     use_redis: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
