@@ -19,9 +19,9 @@ from rest_framework.views import APIView
 
 from apps.tiers.domain.ratelimit import Limits
 from apps.tiers.services.ratelimit import limiter
+from bench.auth_ratelimit import TIER_SLUG  # the tier it provisions: limits the run cannot reach
 
 TRIP_PATH = "/bench/trip"
-TIER_SLUG = "bench-unlimited"  # bench/auth_ratelimit.py provisions it; its limits cannot be reached
 
 
 class AuthOkView(APIView):

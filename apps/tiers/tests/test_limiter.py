@@ -6,11 +6,12 @@ import threading
 from typing import Any
 
 import pytest
+import redis
 
 from apps.tiers.domain.ratelimit import Limits
 from apps.tiers.exceptions import RateLimiterUnavailable
 from apps.tiers.services import redis_client
-from apps.tiers.services.ratelimit import AUTH_GENERATION_KEY, PlatformLimiter
+from apps.tiers.services.ratelimit import AUTH_GENERATION_KEY, LimitResult, PlatformLimiter
 
 LIMITS = Limits(rate_milli_per_s=2000, burst=5, per_minute=60, per_hour=1000, per_day=10_000)
 MINUTE_START = 1_700_000_040_000  # on a minute boundary
@@ -108,23 +109,33 @@ def test_redis_down_in_deny_mode_refuses_with_503_error(redis_down: None, settin
         PlatformLimiter().hit(1, LIMITS, MINUTE_START)
 
 
-def test_a_flushed_script_is_loaded_again_and_the_request_spent_once(use_redis: str) -> None:
+@pytest.fixture
+def redis_server(use_redis: str) -> redis.Redis:
+    """The limiter's Redis, for a test to act on it as an operator or a restart would."""
     client = redis_client.get_redis()
     assert client is not None
+    return client
+
+
+def minute_used(result: LimitResult) -> int:
+    return {w.name: w.used for w in result.decision.windows}["minute"]
+
+
+def test_a_flushed_script_is_loaded_again_and_the_request_spent_once(redis_server: redis.Redis) -> None:
+    client = redis_server
     limiter = PlatformLimiter()
     assert limiter.hit(3, LIMITS, MINUTE_START).decision.is_allowed
     client.script_flush()  # as after a Redis restart: the script is gone, the link still open
     again = limiter.hit(3, LIMITS, MINUTE_START)
     assert not again.is_degraded
-    assert {w.name: w.used for w in again.decision.windows}["minute"] == 2
+    assert minute_used(again) == 2
     assert again.decision.burst_remaining == LIMITS.burst - 2
 
 
 def test_a_link_redis_closed_falls_back_once_then_a_new_link_serves(
-    use_redis: str, monkeypatch: pytest.MonkeyPatch
+    redis_server: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = redis_client.get_redis()
-    assert client is not None
+    client = redis_server
     limiter = PlatformLimiter()
     assert not limiter.hit(4, LIMITS, MINUTE_START).is_degraded
     client.client_kill_filter(_type="normal", skipme=True)  # closes the limiter's link from Redis's side
@@ -134,14 +145,13 @@ def test_a_link_redis_closed_falls_back_once_then_a_new_link_serves(
     monkeypatch.setattr(redis_client, "_open_until", 0.0)  # as once the breaker's second has passed
     back = limiter.hit(4, LIMITS, MINUTE_START)
     assert not back.is_degraded
-    assert {w.name: w.used for w in back.decision.windows}["minute"] == 2  # Redis's count carried on
+    assert minute_used(back) == 2  # Redis's count carried on
 
 
 def test_after_redis_drops_its_clients_one_request_falls_back_not_one_per_idle_link(
-    use_redis: str, monkeypatch: pytest.MonkeyPatch
+    redis_server: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = redis_client.get_redis()
-    assert client is not None
+    client = redis_server
     limiter = PlatformLimiter()
     in_flight = [limiter.begin(6, LIMITS, MINUTE_START) for _ in range(3)]  # three links in use at once
     assert not any(pending.result().is_degraded for pending in in_flight)
@@ -153,14 +163,13 @@ def test_after_redis_drops_its_clients_one_request_falls_back_not_one_per_idle_l
     monkeypatch.setattr(redis_client, "_open_until", 0.0)  # the breaker's second has passed
     back = limiter.hit(6, LIMITS, MINUTE_START)
     assert not back.is_degraded  # a new link, not the next dead one
-    assert {w.name: w.used for w in back.decision.windows}["minute"] == 4
+    assert minute_used(back) == 4
 
 
 def test_an_error_reply_takes_the_fallback_and_the_link_serves_on(
-    use_redis: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+    redis_server: redis.Redis, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = redis_client.get_redis()
-    assert client is not None
+    client = redis_server
     settings.HFT_RATELIMIT_ON_REDIS_DOWN = "deny"
     client.set("hft:rl:5", "not a hash")  # the script's HMGET answers WRONGTYPE
     limiter = PlatformLimiter()
